@@ -1,0 +1,228 @@
+"""MLflow tracking: where runs go, how a run is opened and always closed, what it records.
+
+Metric names are grouped (`train/loss`, `val/accuracy`, `test/map_at_r`) and every per-epoch
+value is logged with step = epoch number starting at 1 (MLflow's own Keras callback logs
+validation metrics without a step, MLflow issue #14293, so we log ourselves).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.entities import Metric
+
+from training.config import Config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_URI = f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used (unreachable server, unusable URI)."""
+
+
+class RunKilled(BaseException):
+    """Raised inside training on SIGTERM so that the run is closed as KILLED."""
+
+
+# --- where runs go ---------------------------------------------------------------------
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` if set, else the project's SQLite store `mlflow.db`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def experiment_name(config: Config) -> str:
+    """One experiment per dataset and task: `digits-classification`, `idx-mnist-t10k-retrieval`."""
+    if config.experiment:
+        return config.experiment
+    dataset = config.dataset
+    if dataset.startswith("idx:"):
+        dataset = "idx-" + Path(dataset[4:]).resolve().name
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', dataset)}-{config.task}"
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast, before any training, when a tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 (http(s) only)
+            return
+    except urllib.error.HTTPError:
+        return  # it answered (auth proxies may refuse /health): reachable
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"tracking server {uri} is unreachable ({reason})") from None
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """Serialise first-time SQLite schema creation across processes started at once."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- opening and closing a run ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_run(config: Config, *, run_id: str | None = None, parent_run_id: str | None = None):
+    """Start (or resume) a run; it ends FINISHED, FAILED (error tagged) or KILLED.
+
+    The run is always closed, whatever happens inside: a crashed training never leaves a
+    run in RUNNING state.
+    """
+    uri = tracking_uri()
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    with _store_lock(uri):
+        experiment = mlflow.set_experiment(experiment_name(config))
+    run = mlflow.start_run(
+        run_id=run_id,
+        experiment_id=None if run_id else experiment.experiment_id,
+        run_name=None if run_id else (config.run_name or f"{config.loss}-seed{config.seed}"),
+        parent_run_id=parent_run_id,
+        nested=parent_run_id is not None,
+    )
+    try:
+        yield run
+    except (KeyboardInterrupt, RunKilled):
+        mlflow.set_tag("losslab.status_reason", "interrupted (SIGINT/SIGTERM)")
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException as exc:
+        mlflow.set_tag("losslab.error", f"{type(exc).__name__}: {exc}"[:5000])
+        mlflow.end_run("FAILED")
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+
+
+# --- what a run records ----------------------------------------------------------------
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def log_config(config: Config) -> None:
+    """Params = the whole resolved config (None as "none"); tags = provenance."""
+    params = {k: "none" if v is None else v for k, v in config.to_dict().items()}
+    mlflow.log_params(params)
+    mlflow.log_text(config.to_json(), "config.json")
+    import tensorflow as tf  # noqa: PLC0415 (heavy; only its version is needed)
+
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain")
+    mlflow.set_tags(
+        {
+            "task": config.task,
+            "dataset": config.dataset,
+            "loss": config.loss,
+            "mlflow.source.git.commit": commit or "unknown",
+            "git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
+            "version.tensorflow": tf.__version__,
+            "version.keras": keras.__version__,
+            "version.mlflow": mlflow.__version__,
+            "version.python": sys.version.split()[0],
+            "keras_backend": keras.backend.backend(),
+        }
+    )
+
+
+def log_dataset(splits) -> None:
+    """Dataset lineage: one `log_input` per split with its size and class counts."""
+    for context, x, y in (
+        ("train", splits.x_train, splits.y_train),
+        ("val", splits.x_val, splits.y_val),
+        ("test", splits.x_test, splits.y_test),
+    ):
+        classes, counts = np.unique(y, return_counts=True)
+        dataset = mlflow.data.from_numpy(
+            x, targets=y, name=f"{splits.name}:{context}", source=_source(splits.name)
+        )
+        counts_text = json.dumps({int(c): int(n) for c, n in zip(classes, counts, strict=True)})
+        mlflow.log_input(
+            dataset, context=context, tags={"examples": str(len(y)), "class_counts": counts_text}
+        )
+
+
+def _source(name: str) -> str:
+    """Where the data came from: a local IDX folder, or the dataset's public catalogue page."""
+    if name.startswith("idx:"):
+        return str(Path(name[4:]).resolve())
+    if name == "digits":
+        return "https://scikit-learn.org/stable/datasets/toy_dataset.html#digits-dataset"
+    return f"https://www.tensorflow.org/datasets/catalog/{name}"
+
+
+def log_metrics(values: dict[str, float], step: int | None = None) -> None:
+    """One round trip for a whole epoch's metrics; retried on a busy SQLite store."""
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, step or 0) for k, v in values.items()]
+    run_id = mlflow.active_run().info.run_id
+    _retry(lambda: mlflow.MlflowClient().log_batch(run_id, metrics=metrics))
+
+
+def log_figure(figure, path: str) -> None:
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    mlflow.log_figure(figure, path)
+    plt.close(figure)
+
+
+def log_file(local_path: str | Path, artifact_dir: str | None = None) -> None:
+    mlflow.log_artifact(str(local_path), artifact_dir)
+
+
+def log_arrays(arrays: dict[str, np.ndarray], path: str) -> None:
+    """Raw values (e.g. plot data) as one .npz artifact so figures can be redrawn."""
+    directory, name = os.path.split(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / name
+        np.savez_compressed(target, **arrays)
+        mlflow.log_artifact(str(target), directory or None)
+
+
+def _retry(fn, attempts: int = 8):
+    """SQLite allows one writer: concurrent runs can see 'database is locked'; back off."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 (only lock errors are retried)
+            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    return None
