@@ -1,0 +1,168 @@
+"""Triplet mining on a (B, B) distance matrix in O(B²) memory.
+
+A triplet (a, p, n) has a != p with the same label and n with another label; its
+argument is x = d(a, p) − d(a, n). Every function here returns arrays indexed by anchor
+(B,) or by anchor–positive pair (B, B), never by triplet (B, B, B): at B = 512 a float32
+B³ tensor is 512 MB, at B = 4096 it is 256 GB.
+
+The trick used by semi-hard and batch-all: sort each anchor's negative distances once
+(B log B per row), then a batched binary search answers "how many negatives of anchor a
+are closer than t" for all B² pairs at once in floor(log2(B)) + 1 vectorised steps.
+"""
+
+from keras import ops
+
+
+def take_rows(x, index):
+    """out[a, j] = x[a, index[a, j]] for (B, M) x and (B, Q) int32 index.
+
+    Same as `ops.take_along_axis(x, index, axis=1)`, written as a 1-D gather on the
+    flattened matrix with int32 row offsets, which avoids the int64 widening and
+    broadcasting of indices in Keras's TensorFlow take_along_axis (one (B, Q) int32
+    temporary instead).
+    """
+    offsets = ops.arange(ops.shape(x)[0], dtype="int32")[:, None] * ops.shape(x)[1]
+    return ops.take(ops.reshape(x, (-1,)), index + offsets)
+
+
+def sorted_negatives(d, negative):
+    """Each anchor's negatives sorted by distance, nearest first.
+
+    Returns:
+        order: (B, B) int, column indices; the first n_neg[a] entries of row a are its
+            negatives in ascending distance, the rest (non-negatives, at +inf) follow.
+        sorted_d: (B, B) the distances in that order, +inf past n_neg[a]. Used only for
+            comparisons (no gradient needed through it).
+        n_neg: (B,) int32 number of negatives per anchor.
+    """
+    masked = ops.where(negative, ops.stop_gradient(d), float("inf"))
+    order = ops.cast(ops.argsort(masked, axis=1), "int32")
+    sorted_d = take_rows(masked, order)
+    return order, sorted_d, ops.sum(ops.cast(negative, "int32"), axis=1)
+
+
+def count_below(sorted_rows, queries, inclusive):
+    """Batched searchsorted: out[a, q] = #{j : sorted_rows[a, j] < queries[a, q]}
+    (or <= when `inclusive`).
+
+    Args:
+        sorted_rows: (B, M) ascending along each row (+inf padding allowed).
+        queries: (B, Q).
+
+    Returns:
+        (B, Q) int32 counts in [0, M]. Branchless binary search: the step halves from the
+        largest power of two <= M down to 1, one (B, Q) gather per step, so
+        floor(log2(M)) + 1 steps (31, enough for any int32 M, when M is unknown at trace
+        time). Only three (B, Q) arrays are live per step, which bounds the peak memory.
+    """
+    m = sorted_rows.shape[1]
+    steps = 31 if m is None else max(1, int(m).bit_length())
+    m_dyn = ops.shape(sorted_rows)[1]
+    count = ops.zeros_like(queries, dtype="int32")
+    for k in reversed(range(steps)):
+        candidate = ops.minimum(count + (1 << k), m_dyn)
+        probe = take_rows(sorted_rows, candidate - 1)
+        below = (probe <= queries) if inclusive else (probe < queries)
+        count = ops.where(below, candidate, count)
+    return count
+
+
+def semi_hard(d, positive, negative):
+    """FaceNet semi-hard negatives for every anchor–positive pair.
+
+    n(a, p) = the nearest negative of a with d(a, n) > d(a, p); if there is none, the
+    farthest negative of a.
+
+    Returns:
+        x: (B, B) d(a, p) − d(a, n(a, p)), gradient flowing into both distances.
+        valid: (B, B) bool, positive pairs whose anchor has at least one negative.
+    """
+    order, sorted_d, n_neg = sorted_negatives(d, negative)
+    n_closer = count_below(sorted_d, ops.stop_gradient(d), inclusive=True)
+    farthest = ops.maximum(n_neg - 1, 0)[:, None]
+    pick = ops.where(n_closer < n_neg[:, None], n_closer, farthest)
+    d_an = take_rows(d, take_rows(order, pick))
+    valid = ops.logical_and(positive, (n_neg > 0)[:, None])
+    return d - d_an, valid
+
+
+def batch_hard(d, positive, negative):
+    """Batch-hard: the farthest positive and the nearest negative of every anchor.
+
+    Returns:
+        x: (B,) max_p d(a, p) − min_n d(a, n).
+        valid: (B,) bool, anchors with >= 1 positive and >= 1 negative.
+    """
+    hardest_pos = ops.max(ops.where(positive, d, 0.0), axis=1)
+    # A finite filler (not inf) keeps invalid rows free of inf − inf.
+    filler = ops.stop_gradient(ops.max(d)) + 1.0
+    hardest_neg = ops.min(ops.where(negative, d, filler), axis=1)
+    valid = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
+    return hardest_pos - hardest_neg, valid
+
+
+def batch_all_hinge(d, positive, negative, margin):
+    """Batch-all hinge sums without enumerating triplets.
+
+    For a pair (a, p) with t = d(a, p) + margin, the active negatives are those with
+    d(a, n) < t, and Σ_n max(t − d(a, n), 0) = k·t − (sum of the k smallest negative
+    distances), k = their count: one binary search and one prefix sum per pair.
+
+    Returns:
+        hinge: (B, B) Σ_n max(d(a,p) − d(a,n) + margin, 0) over negatives, 0 off valid pairs.
+        n_active: (B, B) int32 number of negatives with a non-zero hinge, 0 off valid pairs.
+    """
+    order, sorted_d, _ = sorted_negatives(d, negative)
+    threshold = d + margin
+    n_active = count_below(sorted_d, ops.stop_gradient(threshold), inclusive=False)
+    n_active = ops.where(positive, n_active, 0)
+    # Prefix sums of the sorted negative distances, taken from d so gradients flow back.
+    # Entries past n_neg are non-negatives, but n_active <= n_neg never reaches them.
+    prefix = ops.cumsum(take_rows(d, order), axis=1)
+    prefix = ops.concatenate([ops.zeros_like(prefix[:, :1]), prefix], axis=1)
+    nearest_sum = take_rows(prefix, n_active)
+    hinge = ops.cast(n_active, d.dtype) * threshold - nearest_sum
+    return ops.where(positive, hinge, 0.0), n_active
+
+
+def batch_all_soft(d, positive, negative):
+    """Σ_{p, n} softplus(d(a, p) − d(a, n)) per anchor, in O(B²) memory.
+
+    Softplus does not split into sorted prefix sums, so each anchor's (B, B) block of
+    (p, n) terms is computed in a loop (`ops.map`, B steps) and thrown away. Autodiff
+    through the loop would keep every block for the backward pass (B³ memory), so the
+    gradient is written out: d/d d(a,p) = Σ_n σ(x), d/d d(a,n) = −Σ_p σ(x), recomputed
+    row by row the same way. Time O(B³) either way.
+
+    Returns:
+        (B,) per-anchor sums (0 for anchors without a valid triplet).
+    """
+    pos = ops.cast(positive, d.dtype)
+    neg = ops.cast(negative, d.dtype)
+
+    def block(row, pos_row, neg_row):
+        x = row[:, None] - row[None, :]  # (p, n)
+        return x, pos_row[:, None] * neg_row[None, :]
+
+    def row_value(args):
+        x, weight = block(*args)
+        return ops.sum(weight * ops.softplus(x))
+
+    def row_grad(args):
+        x, weight = block(*args)
+        s = weight * ops.sigmoid(x)
+        return ops.sum(s, axis=1) - ops.sum(s, axis=0)
+
+    @ops.custom_gradient
+    def per_anchor(dist, pos_mask, neg_mask):
+        value = ops.map(row_value, (dist, pos_mask, neg_mask))
+
+        def grad(*args, upstream=None):
+            if upstream is None:  # TensorFlow and JAX pass it positionally
+                (upstream,) = args
+            g = ops.map(row_grad, (dist, pos_mask, neg_mask)) * upstream[:, None]
+            return g, ops.zeros_like(pos_mask), ops.zeros_like(neg_mask)
+
+        return value, grad
+
+    return per_anchor(d, pos, neg)

@@ -1,0 +1,154 @@
+"""Slow, explicit NumPy references written from the spec (issue 2 §2), not from losses/.
+
+Everything is float64 and loops over samples, pairs and triplets one at a time: these
+loops are the specification the vectorised code is tested against.
+"""
+
+import math
+
+import numpy as np
+
+
+def log_softmax(z):
+    m = max(z)
+    return [v - m - math.log(sum(math.exp(u - m) for u in z)) for v in z]
+
+
+def crossentropy(labels, logits):
+    """−log p_y per sample."""
+    return np.array([-log_softmax(list(z))[y] for y, z in zip(labels, logits, strict=True)])
+
+
+def balanced_crossentropy(labels, logits, weights):
+    """−w_y log p_y per sample."""
+    ce = crossentropy(labels, logits)
+    return np.array([weights[y] * c for y, c in zip(labels, ce, strict=True)])
+
+
+def focal(labels, logits, gamma, alpha=None):
+    """−α_y (1 − p_y)^γ log p_y per sample, α None (1), scalar or per class."""
+    out = []
+    for y, z in zip(labels, logits, strict=True):
+        log_p = log_softmax(list(z))[y]
+        p = math.exp(log_p)
+        if alpha is None:
+            a = 1.0
+        elif np.ndim(alpha) == 0:
+            a = float(alpha)
+        else:
+            a = alpha[y]
+        out.append(-a * (1.0 - p) ** gamma * log_p)
+    return np.array(out)
+
+
+def class_weights(labels, num_classes, beta=None):
+    """w_c ∝ 1/n_c (beta None) or (1 − β)/(1 − β^{n_c}); Σ_c (n_c/N) w_c = 1."""
+    counts = [0] * num_classes
+    for y in labels:
+        counts[y] += 1
+    raw = []
+    for n in counts:
+        raw.append(1.0 / n if beta is None else (1.0 - beta) / (1.0 - beta**n))
+    total = len(labels)
+    scale = sum(n / total * w for n, w in zip(counts, raw, strict=True))
+    return [w / scale for w in raw]
+
+
+def distance(a, b, kind):
+    """One distance between two vectors."""
+    if kind == "cosine":
+        na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(x * x for x in b))
+        return 1.0 - sum(x * y for x, y in zip(a, b, strict=True)) / (na * nb)
+    squared = sum((x - y) ** 2 for x, y in zip(a, b, strict=True))
+    return squared if kind == "squared" else math.sqrt(squared)
+
+
+def distance_matrix(emb, kind):
+    n = len(emb)
+    return [[0.0 if i == j else distance(emb[i], emb[j], kind) for j in range(n)] for i in range(n)]
+
+
+def _hinge(x, margin, soft):
+    return math.log1p(math.exp(x)) if soft else max(x + margin, 0.0)
+
+
+def triplet_terms(labels, emb, margin, mining, kind, soft):
+    """List of (term value, hinge argument x) entering the loss's candidate set."""
+    d = distance_matrix(np.asarray(emb, np.float64), kind)
+    n = len(labels)
+    terms = []
+    for a in range(n):
+        positives = [p for p in range(n) if p != a and labels[p] == labels[a]]
+        negatives = [k for k in range(n) if labels[k] != labels[a]]
+        if not positives or not negatives:
+            continue
+        if mining == "hard":
+            x = max(d[a][p] for p in positives) - min(d[a][k] for k in negatives)
+            terms.append(x)
+            continue
+        for p in positives:
+            if mining == "semi-hard":
+                farther = [d[a][k] for k in negatives if d[a][k] > d[a][p]]
+                d_an = min(farther) if farther else max(d[a][k] for k in negatives)
+                terms.append(d[a][p] - d_an)
+            else:
+                for k in negatives:
+                    terms.append(d[a][p] - d[a][k])
+    return [(_hinge(x, margin, soft), x) for x in terms]
+
+
+def triplet(labels, emb, margin=0.2, mining="semi-hard", kind="euclidean", soft=False):
+    """The scalar triplet loss of the batch."""
+    terms = triplet_terms(labels, emb, margin, mining, kind, soft)
+    if mining == "all" and not soft:
+        terms = [t for t in terms if t[0] > 0]
+    return sum(t for t, _ in terms) / len(terms) if terms else 0.0
+
+
+def triplet_active_fraction(labels, emb, margin, mining, kind, soft):
+    terms = triplet_terms(labels, emb, margin, mining, kind, soft)
+    return sum(1 for _, x in terms if x + margin > 0) / len(terms) if terms else 0.0
+
+
+def pairs(labels):
+    """Unordered pairs i < j split into (same-label, different-label) lists."""
+    n = len(labels)
+    same = [(i, j) for i in range(n) for j in range(i + 1, n) if labels[i] == labels[j]]
+    diff = [(i, j) for i in range(n) for j in range(i + 1, n) if labels[i] != labels[j]]
+    return same, diff
+
+
+def mean_pair_distances(labels, emb, kind):
+    d = distance_matrix(np.asarray(emb, np.float64), kind)
+    same, diff = pairs(labels)
+    pos = sum(d[i][j] for i, j in same) / len(same) if same else 0.0
+    neg = sum(d[i][j] for i, j in diff) / len(diff) if diff else 0.0
+    return pos, neg
+
+
+def contrastive(labels, emb, margin=1.0, kind="euclidean"):
+    d = distance_matrix(np.asarray(emb, np.float64), kind)
+    same, diff = pairs(labels)
+    pos = sum(d[i][j] ** 2 for i, j in same) / len(same) if same else 0.0
+    neg = sum(max(margin - d[i][j], 0.0) ** 2 for i, j in diff) / len(diff) if diff else 0.0
+    return pos + neg
+
+
+def contrastive_active_fraction(labels, emb, margin, kind):
+    d = distance_matrix(np.asarray(emb, np.float64), kind)
+    same, diff = pairs(labels)
+    active = sum(1 for i, j in same if d[i][j] > 0) + sum(
+        1 for i, j in diff if margin - d[i][j] > 0
+    )
+    return active / (len(same) + len(diff)) if same or diff else 0.0
+
+
+def numeric_gradient(f, x, eps=1e-6):
+    """Central finite differences of a scalar float64 function of an array."""
+    x = np.asarray(x, np.float64)
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        grad[index] = (f(x + step) - f(x - step)) / (2 * eps)
+    return grad
