@@ -1,0 +1,256 @@
+"""Metrics against slow explicit loops and hand-computed cases."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from training.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    nearest_columns,
+    retrieval_metrics,
+)
+
+# --- slow references: one query / one bin / one class at a time ----------------------------
+
+
+def retrieval_reference(embeddings, labels, k=5):
+    """Leave-one-out retrieval as pytorch-metric-learning's AccuracyCalculator defines it."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    n = len(labels)
+    p1 = rk = rp = mapr = 0.0
+    queries = 0
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        r = sum(1 for j in others if labels[j] == labels[i])
+        if r == 0:
+            continue
+        queries += 1
+        dists = [(float(np.sqrt(np.sum((x[i] - x[j]) ** 2))), j) for j in others]
+        ranked = [j for _, j in sorted(dists)]
+        rel = [1 if labels[j] == labels[i] else 0 for j in ranked]
+        p1 += rel[0]
+        rk += 1 if any(rel[:k]) else 0
+        rp += sum(rel[:r]) / r
+        ap, hits = 0.0, 0
+        for pos in range(r):
+            hits += rel[pos]
+            ap += hits / (pos + 1) * rel[pos]
+        mapr += ap / r
+    return {
+        "precision_at_1": p1 / queries,
+        f"recall_at_{k}": rk / queries,
+        "r_precision": rp / queries,
+        "map_at_r": mapr / queries,
+    }
+
+
+def ece_reference(probs, labels, bins=15):
+    n = len(labels)
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [
+            i for i in range(n) if lo < max(probs[i]) <= hi or (b == 0 and max(probs[i]) == 0)
+        ]
+        if not members:
+            continue
+        acc = np.mean([int(np.argmax(probs[i]) == labels[i]) for i in members])
+        conf = np.mean([max(probs[i]) for i in members])
+        total += len(members) / n * abs(acc - conf)
+    return total
+
+
+def clustered(n, dim, classes, seed, spread=1.0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim)) * 2.0
+    labels = rng.integers(0, classes, size=n)
+    return centres[labels] + spread * rng.normal(size=(n, dim)), labels
+
+
+# --- retrieval ------------------------------------------------------------------------------
+
+
+def test_retrieval_hand_computed_1d():
+    # Points on a line. Labels: a a b b a. Nearest orders (ties impossible here):
+    #   0 (x=0, a): 1(a) 2(b) 3(b) 4(a); R=2: rel 1 0 0 1 -> P@1=1, RP=1/2, AP=(1/1)/2=1/2
+    #   1 (x=1, a): 0(a) 2(b) 3(b) 4(a); same as query 0 -> 1, 1/2, 1/2
+    #   2 (x=5, b): 3(b) 1(a) 0(a) 4(a); R=1: rel 1 -> 1, 1, 1
+    #   3 (x=6.5, b): 2(b) 1 0 4;        R=1 -> 1, 1, 1
+    #   4 (x=20, a): 3(b) 2(b) 1(a) 0(a); R=2: rel 0 0 1 1 -> P@1=0, RP=0, AP=0
+    x = np.array([[0.0], [1.0], [5.0], [6.5], [20.0]])
+    y = np.array([0, 0, 1, 1, 0])
+    got = retrieval_metrics(x, y, k=2)
+    assert got["precision_at_1"] == pytest.approx(4 / 5)
+    assert got["recall_at_2"] == pytest.approx(4 / 5)  # query 4's 2 nearest are both b
+    assert got["r_precision"] == pytest.approx((0.5 + 0.5 + 1 + 1 + 0) / 5)
+    assert got["map_at_r"] == pytest.approx((0.5 + 0.5 + 1 + 1 + 0) / 5)
+
+
+def test_map_at_r_rewards_order_within_r():
+    # Labels a a b a c c at x = 0, 1, 2.5, 3.7, 100, 101 (no distance ties).
+    #   q0 (a, R=2): 1(a) 2(b) 3(a) -> P@1 1, RP 1/2, AP (1/1)/2 = 1/2
+    #   q1 (a, R=2): 0(a) 2(b) 3(a) -> 1, 1/2, 1/2
+    #   q2 (b, R=0): not a query
+    #   q3 (a, R=2): 2(b) 1(a) 0(a) -> 0, 1/2, (1/2)/2 = 1/4   <- same RP, lower AP
+    #   q4, q5 (c, R=1): each other -> 1, 1, 1
+    x = np.array([[0.0], [1.0], [2.5], [3.7], [100.0], [101.0]])
+    y = np.array([0, 0, 1, 0, 2, 2])
+    got = retrieval_metrics(x, y, k=1)
+    assert got["precision_at_1"] == pytest.approx(4 / 5)
+    assert got["recall_at_1"] == pytest.approx(4 / 5)
+    assert got["r_precision"] == pytest.approx(3.5 / 5)
+    assert got["map_at_r"] == pytest.approx(3.25 / 5)
+    assert got == pytest.approx(retrieval_reference(x, y, k=1))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 10_000])
+@pytest.mark.parametrize("k", [1, 5])
+def test_retrieval_matches_reference_for_any_chunk_size(chunk_size, k):
+    x, y = clustered(n=150, dim=6, classes=7, seed=k)
+    assert retrieval_metrics(x, y, k=k, chunk_size=chunk_size) == pytest.approx(
+        retrieval_reference(x, y, k=k), abs=1e-12
+    )
+
+
+def test_retrieval_skips_queries_without_a_positive_and_large_k():
+    x, y = clustered(n=60, dim=4, classes=5, seed=3)
+    y = y.copy()
+    y[0] = 99  # a class with a single item: not a query, still a (negative) neighbour
+    got = retrieval_metrics(x, y, k=80)  # k > N - 1 is clipped to the whole set
+    assert got == pytest.approx(retrieval_reference(x, y, k=80))
+    assert got["recall_at_80"] == 1.0
+
+
+def test_retrieval_float32_inputs_agree_with_float64_reference():
+    x, y = clustered(n=120, dim=8, classes=4, seed=5, spread=0.5)
+    got = retrieval_metrics(x.astype(np.float32), y)
+    assert got == pytest.approx(retrieval_reference(x, y), abs=0.02)
+
+
+def test_retrieval_without_any_positive_is_an_error():
+    with pytest.raises(ValueError, match="no query has another item of its class"):
+        retrieval_metrics(np.eye(3), np.array([0, 1, 2]))
+
+
+def test_retrieval_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="embeddings must be \\(N, D\\)"):
+        retrieval_metrics(np.zeros((4, 2)), np.zeros(5))
+    with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
+        retrieval_metrics(np.zeros((4, 2)), np.zeros(4), chunk_size=0)
+
+
+@pytest.mark.parametrize("m", [5, 64, 130, 700])
+def test_nearest_columns_equals_a_full_sort(m):
+    rng = np.random.default_rng(m)
+    dist = rng.random((6, 3000))
+    # Row 5: the strided sample the pre-filter uses holds the smallest values, so its bound
+    # catches fewer than m entries and the row must take the exact fallback path.
+    dist[5, :: max(m // 16, 1)] = -1.0 - rng.random(len(dist[5, :: max(m // 16, 1)]))
+    got = nearest_columns(dist, m)
+    for row in range(6):
+        expected = sorted(range(3000), key=lambda j: (dist[row, j], j))[:m]
+        assert got[row].tolist() == expected  # continuous values: no ties
+
+
+@pytest.mark.slow
+def test_retrieval_70k_runs_in_bounded_memory():
+    n, dim, chunk = 70_000, 64, 512
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    y = rng.integers(0, 1000, size=n)  # ~70 per class: R_max ≈ 100
+    tracemalloc.start()
+    try:
+        got = retrieval_metrics(x, y, chunk_size=chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # A 70k × 70k float32 matrix would be 19.6 GB; the chunked version needs one
+    # (chunk, N) float32 block plus its int64 argpartition (12 bytes per entry) and change.
+    assert peak < 16 * chunk * n + 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    assert 0.0 <= got["precision_at_1"] < 0.05  # random embeddings: chance is ~1/1000
+
+
+# --- calibration ------------------------------------------------------------------------------
+
+
+def test_ece_hand_computed():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+    labels = np.array([0, 1, 1])  # correct, wrong, correct
+    # 15 bins: confidences 0.9, 0.6, 0.7 fall in three different bins.
+    assert expected_calibration_error(probs, labels) == pytest.approx((0.1 + 0.6 + 0.3) / 3)
+    # One bin: |accuracy 2/3 - mean confidence 2.2/3|.
+    assert expected_calibration_error(probs, labels, bins=1) == pytest.approx(0.2 / 3)
+
+
+def test_ece_perfectly_confident_and_right_is_zero():
+    probs = np.eye(4)[[0, 1, 2, 3, 1]]
+    assert expected_calibration_error(probs, np.array([0, 1, 2, 3, 1])) == 0.0
+
+
+@pytest.mark.parametrize("bins", [1, 10, 15])
+def test_ece_matches_loop_reference(bins):
+    rng = np.random.default_rng(bins)
+    logits = rng.normal(size=(500, 6)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probs[:5] = np.eye(6)[:5]  # confidence exactly 1.0 and bin edges
+    probs[5] = [0.2, 0.2, 0.2, 0.2, 0.2, 0.0]
+    labels = rng.integers(0, 6, size=500)
+    got = expected_calibration_error(probs, labels, bins=bins)
+    assert got == pytest.approx(ece_reference(probs, labels, bins), abs=1e-12)
+
+
+# --- classification ---------------------------------------------------------------------------
+
+
+def classification_reference(probs, labels, num_classes):
+    pred = [int(np.argmax(p)) for p in probs]
+    recall, f1 = [], []
+    for c in range(num_classes):
+        tp = sum(1 for t, p in zip(labels, pred, strict=True) if t == c and p == c)
+        fn = sum(1 for t, p in zip(labels, pred, strict=True) if t == c and p != c)
+        fp = sum(1 for t, p in zip(labels, pred, strict=True) if t != c and p == c)
+        recall.append(tp / (tp + fn) if tp + fn else float("nan"))
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    present = [r for r in recall if not np.isnan(r)]
+    return {
+        "accuracy": sum(t == p for t, p in zip(labels, pred, strict=True)) / len(labels),
+        "balanced_accuracy": sum(present) / len(present),
+        "macro_f1": sum(f1) / num_classes,
+        "recall_per_class": recall,
+    }
+
+
+def test_classification_hand_computed():
+    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
+    labels = np.array([0, 1, 1, 2])  # predictions 0, 1, 0, 2
+    got = classification_metrics(probs, labels, 3)
+    assert got["accuracy"] == pytest.approx(3 / 4)
+    np.testing.assert_allclose(got["recall_per_class"], [1.0, 0.5, 1.0])
+    assert got["balanced_accuracy"] == pytest.approx(2.5 / 3)
+    # F1: class 0 = 2·1/(2+1+0) = 2/3, class 1 = 2/(2+0+1) = 2/3, class 2 = 1.
+    assert got["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    assert got["ece"] == pytest.approx(expected_calibration_error(probs, labels))
+
+
+def test_classification_matches_loop_reference_with_an_absent_class():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(300, 5))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 4, size=300)  # class 4 never occurs, but is predicted
+    got = classification_metrics(probs, labels, 5)
+    ref = classification_reference(probs, labels, 5)
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert got[key] == pytest.approx(ref[key], abs=1e-12), key
+    np.testing.assert_allclose(got["recall_per_class"], ref["recall_per_class"])
+    assert np.isnan(got["recall_per_class"][4])
+
+
+def test_classification_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="probs have 3 columns but num_classes=4"):
+        classification_metrics(np.full((2, 3), 1 / 3), np.array([0, 1]), 4)
+    with pytest.raises(ValueError, match="labels must be integers in \\[0, 3\\)"):
+        classification_metrics(np.full((2, 3), 1 / 3), np.array([0, 3]), 3)

@@ -1,0 +1,122 @@
+"""tf.data input pipelines: plain shuffled batches, and P×K batches for metric losses.
+
+Images arrive already scaled to [0, 1] (``Splits``), so the pipelines only batch, shuffle
+and prefetch. The P×K sampler draws its indices in NumPy (microseconds per batch) and
+gathers the images in TensorFlow, so it is far cheaper than a training step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from training.data.errors import DataError
+
+
+def classification_dataset(x, y, batch_size: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """Batches of (images, labels), reshuffled every epoch when ``shuffle``.
+
+    Args:
+        x: float32 (N, H, W, C) in [0, 1].
+        y: int32 (N,).
+        batch_size: images per batch; the last batch may be smaller.
+        shuffle: shuffle with a full-size buffer (training); keep order otherwise (eval).
+        seed: shuffle seed; with reshuffle_each_iteration every epoch has its own order,
+            and the same seed gives the same sequence of orders.
+
+    Returns:
+        Dataset of (float32 (B, H, W, C), int32 (B,)).
+    """
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
+        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if len(x) != len(y):
+        raise DataError(f"x has {len(x)} images but y has {len(y)} labels")
+    ds = tf.data.Dataset.from_tensor_slices((np.asarray(x, np.float32), np.asarray(y, np.int32)))
+    ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def pk_steps_per_epoch(y, p: int, k: int) -> int:
+    """Batches that make one pass over ``y`` on average: max(1, len(y) // (p*k))."""
+    return max(1, len(y) // (p * k))
+
+
+def _check_pk(y: np.ndarray, p: int, k: int) -> None:
+    """DataError unless P distinct classes each with >= K images exist."""
+    for name, value, low in (("p", p, 1), ("k", k, 2)):
+        if not (isinstance(value, (int, np.integer)) and value >= low):
+            raise DataError(
+                f"{name} must be an integer >= {low} (P classes × K images per batch, K >= 2 "
+                f"so every anchor has a positive); got {name}={value!r}"
+            )
+    counts = np.bincount(y)
+    classes = np.flatnonzero(counts)
+    if p > classes.size:
+        raise DataError(f"p={p} classes per batch, but the training split has {classes.size}")
+    small = [int(c) for c in classes if counts[c] < k]
+    if small:
+        c = small[0]
+        raise DataError(
+            f"k={k} images per class, but class {c} has only {counts[c]} training images "
+            f"({len(small)} class(es) below k); use k <= {int(counts[classes].min())}"
+        )
+
+
+def pk_batch_indices(y, *, p: int, k: int, seed: int, epoch: int) -> np.ndarray:
+    """Index batches of one sampler epoch: int64 (pk_steps_per_epoch, p*k).
+
+    Each batch holds P distinct classes drawn uniformly, K images of each, without
+    replacement inside a batch. Each class is walked through a fresh random permutation
+    K at a time (re-permuted when fewer than K are left), so an epoch sees each image
+    about once. Depends only on (seed, epoch), so a resumed run can regenerate epoch E.
+    """
+    y = np.asarray(y)
+    _check_pk(y, p, k)
+    rng = np.random.default_rng([seed, epoch])
+    classes = np.flatnonzero(np.bincount(y))
+    members = {int(c): np.flatnonzero(y == c) for c in classes}
+    order = {c: rng.permutation(m) for c, m in members.items()}
+    cursor = dict.fromkeys(members, 0)
+    steps = pk_steps_per_epoch(y, p, k)
+    batches = np.empty((steps, p * k), dtype=np.int64)
+    for step in range(steps):
+        for slot, c in enumerate(rng.choice(classes, size=p, replace=False).tolist()):
+            if cursor[c] + k > len(order[c]):
+                order[c], cursor[c] = rng.permutation(members[c]), 0
+            batches[step, slot * k : (slot + 1) * k] = order[c][cursor[c] : cursor[c] + k]
+            cursor[c] += k
+    return batches
+
+
+def pk_dataset(x, y, *, p: int, k: int, seed: int, initial_epoch: int = 0) -> tf.data.Dataset:
+    """Infinite P×K batches (pair with ``steps_per_epoch=pk_steps_per_epoch(y, p, k)``).
+
+    Args:
+        x: float32 (N, H, W, C); y: int32 (N,).
+        p: classes per batch; k: images per class (>= 2). Batch size = p*k.
+        seed: sampler seed.
+        initial_epoch: first sampler epoch to produce; resuming at epoch E with
+            ``initial_epoch=E`` yields exactly the batches an uninterrupted run would see.
+
+    Returns:
+        Dataset of (float32 (p*k, H, W, C), int32 (p*k,)), labels grouped K by K.
+
+    Raises:
+        DataError: p larger than the number of classes, k < 2, or a class with < k images.
+    """
+    y = np.asarray(y, dtype=np.int32)
+    _check_pk(y, p, k)
+    images = tf.constant(np.asarray(x, np.float32))  # one copy, gathered per batch
+    labels = tf.constant(y)
+
+    def batches():
+        epoch = initial_epoch
+        while True:
+            yield from pk_batch_indices(y, p=p, k=k, seed=seed, epoch=epoch)
+            epoch += 1
+
+    ds = tf.data.Dataset.from_generator(batches, output_signature=tf.TensorSpec((p * k,), tf.int64))
+    ds = ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+    return ds.prefetch(tf.data.AUTOTUNE)

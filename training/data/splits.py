@@ -1,0 +1,246 @@
+"""Train / val / test splits for classification and retrieval, seeded and stratified.
+
+Order of operations (each step seeded by ``seed``, so a seed gives identical splits):
+
+1. Test: the source's own test split; a source without one (``digits``, an ``idx:`` folder
+   with only the ``t10k`` pair) holds out a stratified ``TEST_FRACTION`` of its images.
+2. Val: a stratified ``val_fraction`` of what is left (the test set is never touched).
+3. ``imbalance`` IR > 1: train keeps ``long_tail_counts`` of each class (class 0 the head,
+   a random subset of each class); val follows the same profile with at least one image
+   per class, so every class is still measured; test stays as it is.
+
+Retrieval keeps the first ``ceil(C/2)`` classes (mnist: 0–4) for train/val and takes the
+test split's images of the other classes (5–9) as the test set: classes never seen in
+training. Labels keep their original values in every split (test labels are 5–9, so
+``class_names[y]`` always names the class); ``test_label_offset`` is therefore 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from training.data.errors import DataError
+from training.data.sources import Source, load_source
+
+TEST_FRACTION = 0.2
+MIN_RETRIEVAL_CLASSES = 4  # two training classes for positives/negatives, two to query
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """The three splits of one dataset for one task.
+
+    Attributes:
+        name: the dataset name as given ("digits", "mnist", "idx:/path").
+        task: "classification" or "retrieval".
+        x_*: float32 (N, H, W, C) in [0, 1].
+        y_*: int32 (N,), original class labels (index into ``class_names``).
+        num_classes: classes the model is trained on (retrieval: the first ceil(C/2)).
+        class_names: names of all source classes, index = label.
+        test_label_offset: original label = y_test + offset; always 0 (labels are kept).
+    """
+
+    name: str
+    task: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    class_names: tuple[str, ...]
+    test_label_offset: int = 0
+
+    def class_counts(self, split: str) -> np.ndarray:
+        """Images per source class in ``split`` ("train"/"val"/"test"): int64 (num names,)."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be one of train, val, test; got {split!r}")
+        return np.bincount(getattr(self, f"y_{split}"), minlength=len(self.class_names))
+
+    def describe(self) -> dict:
+        """Plain-data summary for dataset lineage (sizes and class counts per split)."""
+        return {
+            "name": self.name,
+            "task": self.task,
+            "image_shape": list(self.x_train.shape[1:]),
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+            **{f"{s}_size": int(len(getattr(self, f"y_{s}"))) for s in ("train", "val", "test")},
+            **{
+                f"{s}_class_counts": self.class_counts(s).tolist() for s in ("train", "val", "test")
+            },
+        }
+
+
+def long_tail_counts(counts_per_class, imbalance: float) -> np.ndarray:
+    """Exponential long-tail profile (Cui et al. 2019; Cao et al. 2019).
+
+    Formula: n_c = min(count_c, floor(n_max * IR^(-c/(C-1)))), n_max = max_c count_c.
+    Class 0 is the head; the clip to count_c matters only for real data whose head class
+    is not the largest.
+
+    Args:
+        counts_per_class: int array (C,), images available per class.
+        imbalance: IR >= 1, ratio between the head and the tail class; 1 keeps everything.
+
+    Returns:
+        int64 array (C,), images to keep per class (may contain 0: the caller decides).
+
+    Example: counts [100]*3, IR=100 -> [100, 10, 1].
+    """
+    counts = np.asarray(counts_per_class, dtype=np.int64)
+    if not (np.isfinite(imbalance) and imbalance >= 1.0):
+        raise DataError(f"imbalance must be a finite ratio >= 1 (1 = balanced), got {imbalance!r}")
+    if counts.ndim != 1 or counts.size == 0 or (counts < 0).any():
+        raise DataError(f"counts_per_class must be a non-empty 1-D array of counts, got {counts}")
+    num = counts.size
+    exponent = np.arange(num) / max(num - 1, 1)
+    # +1e-9 so exact products such as 1000 * 100^-0.5 = 100 do not floor to 99.
+    target = np.floor(counts.max() * float(imbalance) ** -exponent + 1e-9).astype(np.int64)
+    return np.minimum(counts, target)
+
+
+def _stratified_split(y: np.ndarray, fraction: float, seed: int, what: str):
+    """Indices (keep, held) with ``fraction`` of every class held out (sorted, int64)."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y)
+    lonely = [c for c, n in enumerate(counts) if n == 1]
+    if lonely:
+        raise DataError(
+            f"cannot hold out a stratified {what}: class(es) {lonely} have a single image; "
+            "every class needs at least 2"
+        )
+    try:
+        keep, held = train_test_split(
+            np.arange(len(y)), test_size=fraction, stratify=y, random_state=seed
+        )
+    except ValueError as err:  # e.g. fraction * N smaller than the number of classes
+        raise DataError(f"cannot hold out a stratified {what} ({fraction=}): {err}") from err
+    return np.sort(keep), np.sort(held)
+
+
+def _subsample(y: np.ndarray, keep_per_class: np.ndarray, rng: np.random.Generator):
+    """Sorted indices keeping a random ``keep_per_class[c]`` images of each class c."""
+    chosen = [
+        rng.choice(np.flatnonzero(y == c), size=int(n), replace=False)
+        for c, n in enumerate(keep_per_class)
+        if n > 0
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def _train_val(src_x, src_y, classes: int, names, seed, val_fraction, imbalance):
+    """(x_train, y_train, x_val, y_val) for labels in [0, classes), long-tailed if IR > 1."""
+    train, val = _stratified_split(src_y, val_fraction, seed, "validation split")
+    if imbalance > 1.0:
+        rng = np.random.default_rng(seed)
+        train_counts = np.bincount(src_y[train], minlength=classes)
+        keep = long_tail_counts(train_counts, imbalance)
+        empty = np.flatnonzero(keep == 0)
+        if empty.size:
+            c = int(empty[0])
+            raise DataError(
+                f"imbalance={imbalance} leaves class {c} ({names[c]!r}) with 0 training "
+                f"images (the head class has {train_counts.max()}); use imbalance <= "
+                f"{int(train_counts.max())} or a larger dataset"
+            )
+        train = train[_subsample(src_y[train], keep, rng)]
+        val_counts = np.bincount(src_y[val], minlength=classes)
+        val_keep = np.maximum(long_tail_counts(val_counts, imbalance), np.minimum(val_counts, 1))
+        val = val[_subsample(src_y[val], val_keep, rng)]
+    return src_x[train], src_y[train], src_x[val], src_y[val]
+
+
+def _classification(src: Source, name: str, seed: int, val_fraction: float, imbalance: float):
+    num = len(src.class_names)
+    parts = _train_val(
+        src.x_train, src.y_train, num, src.class_names, seed, val_fraction, imbalance
+    )
+    return Splits(name, "classification", *parts, src.x_test, src.y_test, num, src.class_names)
+
+
+def _retrieval(src: Source, name: str, seed: int, val_fraction: float, imbalance: float):
+    num = len(src.class_names)
+    if num < MIN_RETRIEVAL_CLASSES:
+        raise DataError(
+            f"retrieval needs at least {MIN_RETRIEVAL_CLASSES} classes (half to train, half "
+            f"held out to query); dataset {name!r} has {num}"
+        )
+    train_classes = math.ceil(num / 2)
+    seen = src.y_train < train_classes
+    parts = _train_val(
+        src.x_train[seen],
+        src.y_train[seen],
+        train_classes,
+        src.class_names,
+        seed,
+        val_fraction,
+        imbalance,
+    )
+    unseen = src.y_test >= train_classes
+    return Splits(
+        name,
+        "retrieval",
+        *parts,
+        src.x_test[unseen],
+        src.y_test[unseen],
+        train_classes,
+        src.class_names,
+    )
+
+
+TASKS: dict[str, Callable[..., Splits]] = {
+    "classification": _classification,
+    "retrieval": _retrieval,
+}
+
+
+def load_splits(
+    dataset: str,
+    task: str,
+    *,
+    seed: int,
+    val_fraction: float = 0.1,
+    imbalance: float = 1.0,
+    data_dir: str | None = None,
+) -> Splits:
+    """Load ``dataset`` and split it for ``task``; deterministic for a given seed.
+
+    Args:
+        dataset: "digits", "idx:PATH" or a TFDS name (see ``available_datasets()``).
+        task: "classification" or "retrieval".
+        seed: seeds every random choice (test hold-out, val split, long-tail subsets).
+        val_fraction: share of the training images held out for validation, in (0, 1).
+        imbalance: long-tail ratio IR >= 1 for the training split (1 = as is).
+        data_dir: TFDS data folder (default ``$TFDS_DATA_DIR`` or TFDS's own default).
+
+    Raises:
+        DataError: any bad value, file or dataset; the message names it and the choices.
+    """
+    if task not in TASKS:
+        raise DataError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
+        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if not (isinstance(imbalance, (int, float)) and np.isfinite(imbalance) and imbalance >= 1):
+        raise DataError(f"imbalance must be a finite ratio >= 1 (1 = balanced), got {imbalance!r}")
+    src = load_source(dataset, data_dir)
+    if src.x_test is None:
+        pool, test = _stratified_split(src.y_train, TEST_FRACTION, seed, "test split")
+        src = Source(
+            src.x_train[pool],
+            src.y_train[pool],
+            src.x_train[test],
+            src.y_train[test],
+            src.class_names,
+        )
+    present = np.bincount(src.y_train, minlength=len(src.class_names))
+    if (present == 0).any():
+        missing = np.flatnonzero(present == 0).tolist()
+        raise DataError(f"dataset {dataset!r}: class(es) {missing} have no training images")
+    return TASKS[task](src, dataset, seed, val_fraction, imbalance)
