@@ -31,9 +31,14 @@ HOST ?= 127.0.0.1
 WORKERS ?= 2
 
 opt = $(if $(2),$(1)=$(2))
+# A resumed run takes its config from the run itself: only what is given explicitly is passed.
+ifdef RESUME
+TRAIN_ARGS = resume=$(RESUME) $(call opt,epochs,$(EPOCHS)) $(ARGS)
+else
 TRAIN_ARGS = loss=$(LOSS) dataset=$(DATASET) $(call opt,epochs,$(EPOCHS)) $(call opt,seed,$(SEED)) \
-	$(call opt,imbalance,$(IMBALANCE)) $(call opt,resume,$(RESUME)) $(call opt,strategy,$(STRATEGY)) \
+	$(call opt,imbalance,$(IMBALANCE)) $(call opt,strategy,$(STRATEGY)) \
 	$(call opt,devices,$(DEVICES)) $(call opt,landscape,$(LANDSCAPE)) $(ARGS)
+endif
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -61,7 +61,9 @@ class Config:
     distance: str = "euclidean"  # triplet / contrastive
     soft: bool = False  # triplet: softplus instead of hinge
     embedding_dim: int = 64  # retrieval
-    samples_per_class: int = 4  # retrieval: K of the P×K sampler
+    # Retrieval: K of the P×K sampler. 16 so that P = 64 / 16 = 4 fits the 5 training classes
+    # of a 10-class dataset; datasets with many classes can use more, smaller groups.
+    samples_per_class: int = 16
     # --- compute -------------------------------------------------------------------------
     precision: str = "float32"
     jit_compile: str = "auto"

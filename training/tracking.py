@@ -22,10 +22,12 @@ from pathlib import Path
 
 import keras
 import mlflow
+import mlflow.artifacts
 import numpy as np
 from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
 
-from training.config import Config
+from training.config import Config, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URI = f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
@@ -57,8 +59,13 @@ def experiment_name(config: Config) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', dataset)}-{config.task}"
 
 
-def check_reachable(uri: str, timeout: float = 10.0) -> None:
-    """Fail fast, before any training, when a tracking server does not answer."""
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, before any training, when a tracking server does not answer.
+
+    One GET of `/health` with a `timeout`-second limit (connect and read): a closed port fails
+    at once, a socket that accepts but never answers after `timeout` s. Without this, MLflow's
+    own client retries with back-off for minutes.
+    """
     if not uri.startswith(("http://", "https://")):
         return
     url = uri.rstrip("/") + "/health"
@@ -88,6 +95,35 @@ def _store_lock(uri: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# --- an existing run (resume) ----------------------------------------------------------
+
+
+def _existing_run(run_id: str):
+    uri = tracking_uri()
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        return mlflow.MlflowClient().get_run(run_id)
+    except MlflowException as exc:
+        raise ConfigError(f"resume={run_id}: no such run in the tracking store {uri} ({exc})") from None
+
+
+def logged_config(run_id: str) -> dict:
+    """The resolved config a run logged (`config.json`), as plain values."""
+    _existing_run(run_id)
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.json")
+    except (MlflowException, OSError) as exc:
+        raise ConfigError(f"resume={run_id}: the run has no readable config.json ({exc})") from None
+    return json.loads(text)
+
+
+def checkpoint_dir_of(run_id: str, checkpoint_root: str | Path) -> Path:
+    """Where a run's checkpoints are: its `losslab.checkpoint_dir` tag, else root/run_id."""
+    tags = _existing_run(run_id).data.tags
+    return Path(tags.get("losslab.checkpoint_dir") or Path(checkpoint_root) / run_id)
+
+
 # --- opening and closing a run ---------------------------------------------------------
 
 
@@ -112,16 +148,27 @@ def open_run(config: Config, *, run_id: str | None = None, parent_run_id: str | 
     )
     try:
         yield run
-    except (KeyboardInterrupt, RunKilled):
-        mlflow.set_tag("losslab.status_reason", "interrupted (SIGINT/SIGTERM)")
-        mlflow.end_run("KILLED")
+    except (KeyboardInterrupt, RunKilled) as exc:
+        _retry(lambda: mlflow.set_tag("losslab.status_reason", "interrupted (SIGINT/SIGTERM)"))
+        _retry(lambda: mlflow.end_run("KILLED"))
+        _mark(exc, run, "KILLED")
         raise
     except BaseException as exc:
-        mlflow.set_tag("losslab.error", f"{type(exc).__name__}: {exc}"[:5000])
-        mlflow.end_run("FAILED")
+        reason = f"{type(exc).__name__}: {exc}"[:5000]  # MLflow caps tag values at 8,000
+        _retry(lambda: mlflow.set_tag("losslab.error", reason))
+        _retry(lambda: mlflow.end_run("FAILED"))
+        _mark(exc, run, "FAILED")
         raise
     else:
-        mlflow.end_run("FINISHED")
+        _retry(lambda: mlflow.end_run("FINISHED"))
+
+
+def _mark(exc: BaseException, run, status: str) -> None:
+    """Tell the CLI which run the exception closed, and how (it prints one line)."""
+    try:
+        exc.losslab_run_id, exc.losslab_run_status = run.info.run_id, status
+    except AttributeError:  # exceptions with __slots__
+        pass
 
 
 # --- what a run records ----------------------------------------------------------------

@@ -54,8 +54,10 @@ def test_unknown_key_lists_valid_keys():
 
 def test_retrieval_batch_must_split_into_pk():
     with pytest.raises(ConfigError, match="P×K"):
-        parse_overrides(["loss=triplet", "batch_size=30"])
-    assert parse_overrides(["loss=triplet", "batch_size=32"]).classes_per_batch == 8
+        parse_overrides(["loss=triplet", "batch_size=30", "samples_per_class=4"])
+    assert parse_overrides(["loss=triplet", "batch_size=32", "samples_per_class=4"]).classes_per_batch == 8
+    with pytest.raises(ConfigError, match="P >= 2"):
+        parse_overrides(["loss=triplet", "batch_size=16", "samples_per_class=16"])
 
 
 def test_wrong_python_type_rejected():

@@ -1,0 +1,127 @@
+"""Checkpoint + resume: an interrupted run, resumed, ends exactly like an uninterrupted one.
+
+The interruption is injected in-process (KeyboardInterrupt from a callback, as Ctrl-C raises
+it); tests/training/test_faults.py sends real signals to a real process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+from training.callbacks import MlflowLogger, restore_checkpoint, seed_generator_states
+from training.config import ConfigError
+from training.train import train
+
+PER_EPOCH = ["train/loss", "train/lr", "val/loss", "val/accuracy", "val/ece"]
+
+
+def _history(client, run_id, key):
+    """[(step, value)] in step order, every logged point (duplicates would show)."""
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def _interrupt_logging_at(monkeypatch, epoch_index) -> dict:
+    """Ctrl-C right after the checkpoint of `epoch_index`, before MLflow logs that epoch.
+
+    The worst moment: the checkpoint holds one epoch more than MLflow, which resume back-fills.
+    Returns the model's and optimizer's variables at that moment (filled in when it happens).
+    """
+    captured = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == epoch_index:
+            captured["model"] = [np.array(v) for v in self.model.variables]
+            captured["optimizer"] = [np.array(v) for v in self.model.optimizer.variables]
+            raise KeyboardInterrupt
+        original(self, epoch, logs)
+
+    original = MlflowLogger.on_epoch_end
+    monkeypatch.setattr(MlflowLogger, "on_epoch_end", on_epoch_end)
+    return captured
+
+
+def _assert_restores(config, ckpt: Path, captured: dict) -> None:
+    """A model rebuilt from the config and restored equals the model that was checkpointed:
+    weights, BatchNorm statistics, dropout seed-generator state, optimizer step and moments."""
+    from training.builders import build_loss, build_model, build_optimizer
+    from training.data import load_splits
+
+    splits = load_splits(config.dataset, config.task, seed=config.seed)
+    keras.utils.set_random_seed(123)  # another construction-time RNG than the run's
+    model = build_model(config, splits.x_train.shape[1:], splits.num_classes)
+    loss = build_loss(config, splits.y_train, splits.num_classes)
+    model.compile(optimizer=build_optimizer(config, 1), loss=loss)
+    restore_checkpoint(model, ckpt, json.loads((ckpt / "state.json").read_text()))
+    assert len(seed_generator_states(model)) == 1  # the classifier's dropout layer
+    assert int(np.array(model.optimizer.iterations)) > 0
+    for got, want in zip(model.variables, captured["model"], strict=True):
+        np.testing.assert_array_equal(np.array(got), want)
+    for got, want in zip(model.optimizer.variables, captured["optimizer"], strict=True):
+        np.testing.assert_array_equal(np.array(got), want)
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_run_equals_uninterrupted(tiny, mlflow_store, monkeypatch):
+    """Exact: same batches (pipeline = f(seed, epoch)), same weights, optimizer and dropout
+    RNG from the checkpoint, deterministic ops. (The retrieval/P×K path was checked the same
+    way once, also exact: the data tests pin its `initial_epoch` replay.)"""
+    config = tiny(loss="ce", epochs=2, seed=5)
+    reference = train(config)
+
+    with monkeypatch.context() as patch:
+        captured = _interrupt_logging_at(patch, epoch_index=0)
+        with pytest.raises(KeyboardInterrupt) as caught:
+            train(config)
+    run_id = caught.value.losslab_run_id
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    ckpt = Path(run.data.tags["losslab.checkpoint_dir"])
+    assert ckpt == (Path(config.checkpoint_dir) / run_id).resolve()
+    assert (ckpt / "initial.weights.h5").is_file()
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["epoch"] == 1 and state["sampler"] == {"seed": 5, "next_epoch": 1}
+    assert _history(client, run_id, "train/loss") == []  # epoch 1 checkpointed, not logged
+    _assert_restores(config, ckpt, captured)
+
+    resumed = train(config.replace(resume=run_id))
+
+    assert resumed["run_id"] == run_id  # the same MLflow run continues
+    assert client.get_run(run_id).info.status == "FINISHED"
+    for key in PER_EPOCH:
+        got = _history(client, run_id, key)
+        want = _history(client, reference["run_id"], key)
+        assert [s for s, _ in got] == [1, 2], key  # every epoch exactly once
+        assert [v for _, v in got] == [v for _, v in want], key  # op determinism: exact
+    test_keys = [k for k in reference if k not in ("run_id", "experiment_id", "wall_seconds")]
+    assert test_keys
+    for key in test_keys:
+        assert resumed[key] == reference[key], key
+
+
+def test_resume_of_unknown_run_is_bad_input(tiny, mlflow_store):
+    with pytest.raises(ConfigError, match="resume=0123abc: no such run"):
+        train(tiny(resume="0123abc"))
+
+
+def test_resume_without_checkpoint_or_after_last_epoch_is_refused(tiny, mlflow_store, tmp_path):
+    """Checked before the run is reopened: its status does not change."""
+    mlflow.set_experiment("resume-checks")
+    with mlflow.start_run() as run:
+        mlflow.set_tag("losslab.checkpoint_dir", str(tmp_path / "ckpt"))
+    run_id = run.info.run_id
+    with pytest.raises(ConfigError, match="no checkpoint in"):
+        train(tiny(resume=run_id))
+
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "last.keras").write_bytes(b"")
+    (tmp_path / "ckpt" / "state.json").write_text(json.dumps({"epoch": 2, "history": {}}))
+    with pytest.raises(ConfigError, match="already completed 2 of epochs=2"):
+        train(tiny(resume=run_id, epochs=2))
+    assert mlflow.MlflowClient().get_run(run_id).info.status == "FINISHED"

@@ -1,0 +1,99 @@
+"""End to end: `train()` for every loss on a shrunken config leaves a complete MLflow run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+
+from training.train import train
+
+CLASSIFICATION_METRICS = ["loss", "accuracy", "balanced_accuracy", "macro_f1", "ece"]
+RETRIEVAL_METRICS = ["precision_at_1", "recall_at_5", "r_precision", "map_at_r"]
+MINING_STATS = ["active_fraction", "mean_pos_distance", "mean_neg_distance"]
+
+
+def _history_steps(client, run_id, key):
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def _artifacts(client, run_id, path=""):
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found += _artifacts(client, run_id, item.path) if item.is_dir else [item.path]
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("loss", "extra"),
+    [
+        ("ce", {}),
+        ("balanced_ce", {"imbalance": 5.0, "beta": 0.99}),
+        ("focal", {"gamma": 1.0}),
+        ("triplet", {"mining": "hard"}),
+        ("contrastive", {}),
+    ],
+)
+def test_train_every_loss_leaves_a_complete_run(loss, extra, tiny, mlflow_store):
+    config = tiny(loss=loss, **extra)
+    result = train(config)
+    client = mlflow.MlflowClient()
+    run = client.get_run(result["run_id"])
+
+    assert run.info.status == "FINISHED"
+    assert run.data.params["loss"] == loss and run.data.params["epochs"] == "2"
+    assert run.data.tags["task"] == config.task
+    assert "mlflow.source.git.commit" in run.data.tags
+    steps = [1, 2]
+    metrics = ["train/loss", "train/lr"]
+    if config.task == "classification":
+        metrics += [f"val/{m}" for m in CLASSIFICATION_METRICS]
+        final = [f"test/{m}" for m in CLASSIFICATION_METRICS] + ["test/recall_class_9"]
+    else:
+        metrics += [f"val/{m}" for m in RETRIEVAL_METRICS] + [f"train/{m}" for m in MINING_STATS]
+        final = [f"test/{m}" for m in RETRIEVAL_METRICS]
+    for key in metrics:
+        assert _history_steps(client, run.info.run_id, key) == steps, key
+    for key in final:
+        assert len(client.get_metric_history(run.info.run_id, key)) == 1, key
+        assert np.isfinite(run.data.metrics[key])
+    assert result[final[0].removeprefix("test/")] == pytest.approx(run.data.metrics[final[0]])
+
+    artifacts = _artifacts(client, run.info.run_id)
+    expected = {"config.json", "plots/loss_curves.png", "weights/initial.weights.h5",
+                "weights/final.weights.h5"}
+    if config.task == "classification":
+        expected |= {"plots/confusion.png", "plots/reliability.png", "plots/per_class_recall.png"}
+    else:
+        expected |= {"plots/embeddings.png", "plots/neighbours.png"}
+    assert expected <= set(artifacts), expected - set(artifacts)
+    inputs = {i.dataset.name for i in run.inputs.dataset_inputs}
+    assert inputs == {"digits:train", "digits:val", "digits:test"}
+
+
+@pytest.mark.slow
+def test_logged_model_reloads_without_custom_objects(tiny, mlflow_store):
+    """A fresh interpreter loads the model with mlflow.keras.load_model, no custom_objects."""
+    result = train(tiny(loss="focal", epochs=1))
+    code = (
+        "import mlflow, numpy as np, sys; "
+        f"mlflow.set_tracking_uri({mlflow_store!r}); "
+        f"m = mlflow.keras.load_model('runs:/{result['run_id']}/model'); "
+        "out = m.predict(np.zeros((2, 8, 8, 1), 'float32'), verbose=0); "
+        "print(out.shape, type(m.loss).__name__)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(2, 10) FocalLoss" in proc.stdout
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics(tiny, mlflow_store):
+    first = train(tiny(loss="ce", epochs=1, seed=3))
+    second = train(tiny(loss="ce", epochs=1, seed=3))
+    keys = [k for k in first if k.startswith(("accuracy", "macro_f1", "loss", "ece"))]
+    assert keys and all(first[k] == second[k] for k in keys)
