@@ -1,0 +1,175 @@
+"""`make compare` end to end: a tiny real compare (2 losses × 2 seeds × 1 epoch on digits),
+checked against the children's metrics read back independently; plus the CLI's bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from training import compare as compare_module
+from training.compare import VARIANTS, child_configs, parse_settings
+from training.config import ConfigError
+
+# --- settings and fairness (no training) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["losses=ce,bogus"], "valid: ce, balanced_ce, focal, triplet, triplet_hard, contrastive"),
+        (["losses="], "unknown loss"),
+        (["loss=focal"], "set per run by the compare"),
+        (["seeds=0"], "seeds='0'"),
+        (["epochs=0"], "epochs"),
+        (["learning_rat=1"], "did you mean 'learning_rate'"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_valid_choices(args, needle, capsys):
+    assert compare_module.main(args) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_every_run_shares_split_model_and_schedule_within_a_task():
+    runs = child_configs(parse_settings(["learning_rate=1e-3"]))
+    assert len(runs) == len(VARIANTS) * 3  # default: every variant, seeds 0..2
+    by_task: dict[str, list[dict]] = {}
+    for variant, config in runs:
+        fields = config.to_dict()
+        assert {k: fields[k] for k in VARIANTS[variant]} == VARIANTS[variant]
+        assert fields["experiment"] == "compare-digits"
+        assert fields["learning_rate"] == 1e-3
+        # Only the loss and the seed-dependent names may differ inside a task.
+        for key in ("loss", "mining", "seed", "run_name"):
+            fields.pop(key)
+        by_task.setdefault(config.task, []).append(fields)
+    for task, configs in by_task.items():
+        assert all(c == configs[0] for c in configs), task
+    assert by_task["classification"][0]["imbalance"] == 10.0  # digits default
+    assert by_task["retrieval"][0]["imbalance"] == 1.0
+    assert {c.seed for _, c in runs} == {0, 1, 2}
+
+
+def test_imbalance_defaults_by_dataset_and_can_be_set():
+    def ir(*args):
+        return parse_settings(list(args)).resolved_imbalance()
+
+    assert ir("dataset=digits") == 10.0
+    assert ir("dataset=idx:../shared/datasets/mnist-t10k") == 100.0
+    assert ir("dataset=fashion_mnist") == 100.0
+    assert ir("dataset=digits", "imbalance=3") == 3.0
+    with pytest.raises(ConfigError, match="imbalance"):
+        parse_settings(["imbalance=0.5"])
+    exp = parse_settings(["dataset=idx:../shared/datasets/mnist-t10k"]).experiment_name()
+    assert exp == "compare-idx-mnist-t10k"
+
+
+# --- one tiny real compare, shared by the tests below ----------------------------------------
+
+LOSSES = ("ce", "focal")
+SEEDS = 2
+TABLE_KEYS = {"accuracy": "test/accuracy", "balanced_accuracy": "test/balanced_accuracy",
+              "macro_f1": "test/macro_f1", "ece": "test/ece",
+              "wall_seconds": "time/wall_seconds"}
+
+
+@pytest.fixture(scope="module")
+def tiny_compare(tmp_path_factory):
+    """One real compare for the whole module (conftest's `mlflow_store`/`tiny` are per test):
+    its own SQLite store, artifacts and checkpoints under a temp folder."""
+    folder = tmp_path_factory.mktemp("compare")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(folder)  # the SQLite store's artifacts go to ./mlruns
+        mlflow.set_tracking_uri(uri)
+        settings = parse_settings([f"losses={','.join(LOSSES)}", f"seeds={SEEDS}", "epochs=1",
+                                   f"checkpoint_dir={folder / 'checkpoints'}"])
+        report = compare_module.compare(settings)
+        client = mlflow.MlflowClient(uri)
+        yield {"report": report, "client": client, "folder": folder}
+        while mlflow.active_run():
+            mlflow.end_run()
+
+
+def _children(client, parent_id):
+    parent = client.get_run(parent_id)
+    return client.search_runs([parent.info.experiment_id],
+                              f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def _artifact_text(client, run_id, path, folder: Path) -> str:
+    return Path(client.download_artifacts(run_id, path, str(folder))).read_text()
+
+
+@pytest.mark.slow
+def test_compare_creates_a_parent_with_four_finished_children(tiny_compare):
+    client, parent_id = tiny_compare["client"], tiny_compare["report"].parent_id
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["losslab.compare"] == "true"
+    assert parent.data.params["losses"] == "ce,focal" and parent.data.params["seeds"] == "2"
+    children = _children(client, parent_id)
+    assert len(children) == 4
+    assert {(r.data.params["loss"], r.data.params["seed"]) for r in children} == {
+        (loss, str(seed)) for loss in LOSSES for seed in range(SEEDS)}
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.info.experiment_id == parent.info.experiment_id
+        assert run.data.params["imbalance"] == "10.0" and run.data.params["epochs"] == "1"
+    artifacts = {a.path for a in client.list_artifacts(parent_id)}
+    assert {"report.md", "report.csv", "figures"} <= artifacts
+    figures = {a.path for a in client.list_artifacts(parent_id, "figures")}
+    assert {"figures/curves_classification.png", "figures/per_class_recall.png",
+            "figures/reliability.png"} <= figures
+
+
+def _tail_recall_by_hand(run) -> float:
+    """Mean test recall of the 3 (= 30 % of 10) classes with the fewest training images."""
+    train = next(d for d in run.inputs.dataset_inputs
+                 if {t.key: t.value for t in d.tags}["mlflow.data.context"] == "train")
+    counts = json.loads({t.key: t.value for t in train.tags}["class_counts"])  # {"0": 128, ..}
+    by_count = sorted(counts, key=lambda c: (counts[c], -int(c)))
+    return float(np.mean([run.data.metrics[f"test/recall_class_{c}"] for c in by_count[:3]]))
+
+
+@pytest.mark.slow
+def test_report_numbers_are_mean_and_std_of_the_children(tiny_compare):
+    client, report = tiny_compare["client"], tiny_compare["report"]
+    children = _children(client, report.parent_id)
+    rows = report.table["classification"]
+    assert list(rows) == list(LOSSES)
+    for loss in LOSSES:
+        mine = [r for r in children if r.data.params["loss"] == loss]
+        expected = {name: [r.data.metrics[key] for r in mine] for name, key in TABLE_KEYS.items()}
+        expected["tail_recall"] = [_tail_recall_by_hand(r) for r in mine]
+        for name, values in expected.items():
+            stat = rows[loss][name]
+            assert stat.n == SEEDS, (loss, name)
+            assert stat.mean == pytest.approx(np.mean(values), abs=1e-12), (loss, name)
+            assert stat.std == pytest.approx(np.std(values, ddof=1), abs=1e-12), (loss, name)
+    logged = list(csv.DictReader(io.StringIO(
+        _artifact_text(client, report.parent_id, "report.csv", tiny_compare["folder"] / "csv"))))
+    for row in logged:
+        for name in [*TABLE_KEYS, "tail_recall"]:
+            assert float(row[f"{name}_mean"]) == rows[row["loss"]][name].mean
+
+
+@pytest.mark.slow
+def test_report_from_the_store_reproduces_the_table(tiny_compare, capsys):
+    from training.report.__main__ import main as report_main
+
+    report = tiny_compare["report"]
+    capsys.readouterr()
+    assert report_main(["experiment=compare-digits"]) == 0  # latest parent by default
+    assert report.markdown in capsys.readouterr().out
+    assert report_main([f"parent={report.parent_id}"]) == 0
+    assert report.markdown in capsys.readouterr().out
+    logged = _artifact_text(tiny_compare["client"], report.parent_id, "report.md",
+                            tiny_compare["folder"] / "md")
+    assert logged == report.markdown
