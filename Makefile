@@ -80,7 +80,7 @@ compare: $(STAMP) ## Compare losses over seeds: make compare DATASET=digits SEED
 	$(PY) -m training.compare dataset=$(DATASET) $(call opt,seeds,$(SEEDS)) $(call opt,losses,$(LOSSES)) \
 		$(call opt,epochs,$(EPOCHS)) $(call opt,imbalance,$(IMBALANCE)) $(call opt,landscape,$(LANDSCAPE)) $(ARGS)
 
-report: $(STAMP) ## Rebuild a compare report from the MLflow store: make report EXPERIMENT=... [PARENT=run_id]
+report: $(STAMP) ## Rebuild a compare report from the store: make report [EXPERIMENT=...] [PARENT=run_id]
 	$(PY) -m training.report $(call opt,experiment,$(EXPERIMENT)) $(call opt,parent,$(PARENT))
 
 landscape: $(STAMP) ## Loss landscape of a finished run: make landscape RUN=<run_id>
