@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import keras
@@ -217,9 +218,12 @@ def log_dataset(splits) -> None:
         ("test", splits.x_test, splits.y_test),
     ):
         classes, counts = np.unique(y, return_counts=True)
-        dataset = mlflow.data.from_numpy(
-            x, targets=y, name=f"{splits.name}:{context}", source=_source(splits.name)
-        )
+        with warnings.catch_warnings():
+            # A local path matches two equivalent MLflow source types; it picks one and warns.
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_numpy(
+                x, targets=y, name=f"{splits.name}:{context}", source=_source(splits.name)
+            )
         counts_text = json.dumps({int(c): int(n) for c, n in zip(classes, counts, strict=True)})
         mlflow.log_input(
             dataset, context=context, tags={"examples": str(len(y)), "class_counts": counts_text}
