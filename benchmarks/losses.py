@@ -12,6 +12,13 @@ Memory: tracemalloc does not see TensorFlow's allocator. On GPU the peak comes f
 `tf.config.experimental.get_memory_info`; on CPU each triplet case runs in a fresh
 subprocess and reports the growth of its RSS high-water mark (`resource.getrusage`) from
 just before the first call to the end. Options: `--sizes 128,512`, `--quick`.
+
+Timing: one untimed warm-up call (tracing), then repeated calls for about BUDGET_S seconds
+(at least MIN_CALLS, so a 3-second case costs ~4 calls, not 20). Ours and Keras's
+classification losses are timed in alternating rounds and the ratio is taken per round,
+so a change of machine load during the run hits both sides. The load average is printed
+with the tables; on a shared machine, compare ratios rather than absolute times.
+The default run takes about 2 minutes on 2 idle CPU cores.
 """
 
 import argparse
@@ -26,11 +33,13 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-SIZES = [128, 256, 512, 1024, 4096]
+SIZES = [128, 512, 4096]
 # One float32 B³ tensor is 4 GB at B = 1024; the baseline holds several at once.
 BASELINE_MAX_B = 512
 DIM = 64
-BUDGET_S = 1.0  # target seconds of timed calls per measurement (at least 3 calls)
+BUDGET_S = 1.0  # target seconds of timed calls per measurement
+MIN_CALLS = 3  # timed calls even when one call takes longer than BUDGET_S
+ROUNDS = 3  # alternating ours/Keras rounds per classification case
 
 
 def tfa_semihard(labels, embeddings, margin=0.2):
@@ -68,27 +77,25 @@ def tfa_semihard(labels, embeddings, margin=0.2):
     return tf.reduce_sum(loss_mat) / tf.reduce_sum(mask_pos)
 
 
-def median_time(fn, *args):
-    """Median wall time of fn(*args) (result forced to host), after one warm-up call."""
+def median_time(fn, *args, warm_up=True):
+    """Median wall time of fn(*args) (result forced to host): MIN_CALLS to 20 calls,
+    as many as fit in about BUDGET_S, after one untimed warm-up call."""
     import numpy as np
 
-    np.asarray(fn(*args))
-    start = time.perf_counter()
-    np.asarray(fn(*args))
-    first = time.perf_counter() - start
-    times = [first]
-    for _ in range(max(2, min(20, int(BUDGET_S / max(first, 1e-6))))):
+    if warm_up:
+        np.asarray(fn(*args))
+    times = []
+    while len(times) < MIN_CALLS or (sum(times) < BUDGET_S and len(times) < 20):
         start = time.perf_counter()
         np.asarray(fn(*args))
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def timed_pair(loss_fn, y, x):
-    """(forward s, forward+backward s) of a scalar loss, both under tf.function."""
+def compiled_pair(loss_fn):
+    """(forward, forward+backward) tf.functions of a scalar loss(y, x); the second returns
+    the gradient with respect to x."""
     import tensorflow as tf
-
-    forward = tf.function(loss_fn)
 
     @tf.function
     def backward(y, x):
@@ -97,6 +104,12 @@ def timed_pair(loss_fn, y, x):
             value = loss_fn(y, x)
         return tape.gradient(value, x)
 
+    return tf.function(loss_fn), backward
+
+
+def timed_pair(loss_fn, y, x):
+    """(forward s, forward+backward s) of a scalar loss, both under tf.function."""
+    forward, backward = compiled_pair(loss_fn)
     return median_time(forward, y, x), median_time(backward, y, x)
 
 
@@ -119,12 +132,15 @@ def run_triplet_case(impl, batch):
         before = tf.config.experimental.get_memory_info("GPU:0")["current"]
     else:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    fwd, fwd_bwd = timed_pair(fn, labels, emb)
+    forward, backward = compiled_pair(fn)
+    value = float(forward(labels, emb))  # the warm-up call of the forward timing
+    fwd = median_time(forward, labels, emb, warm_up=False)
+    fwd_bwd = median_time(backward, labels, emb)
     if gpu:
         peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] - before
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-    return {"forward": fwd, "backward": fwd_bwd, "peak_mb": peak / 2**20}
+    return {"forward": fwd, "backward": fwd_bwd, "peak_mb": peak / 2**20, "value": value}
 
 
 def triplet_case_in_subprocess(impl, batch):
@@ -175,10 +191,29 @@ def classification_rows(sizes_c):
             ),
         ]
         for name, ours, y_ours, theirs, y_theirs, keras_name in pairs:
-            a = timed_pair(ours, y_ours, logits)
-            b = timed_pair(theirs, y_theirs, logits)
-            rows.append((f"{name}, B={batch}, C={classes}", keras_name, a, b))
+            ours_fns, theirs_fns = compiled_pair(ours), compiled_pair(theirs)
+            times = {"a": [[], []], "b": [[], []]}  # side -> [forward, fwd+bwd] per round
+            for round_ in range(ROUNDS):
+                for mode in (0, 1):
+                    times["a"][mode].append(
+                        median_time(ours_fns[mode], y_ours, logits, warm_up=round_ == 0)
+                    )
+                    times["b"][mode].append(
+                        median_time(theirs_fns[mode], y_theirs, logits, warm_up=round_ == 0)
+                    )
+            rows.append((f"{name}, B={batch}, C={classes}", keras_name, times["a"], times["b"]))
     return rows
+
+
+def summarize(ours, theirs):
+    """(ours median s, Keras median s, median of the per-round ratios)."""
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return statistics.median(ours), statistics.median(theirs), statistics.median(ratios)
+
+
+def load_line():
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 def ms(seconds):
@@ -198,12 +233,15 @@ def main(argv=None):
     if args.quick:
         sizes = [b for b in sizes if b <= 512]
 
+    started = time.perf_counter()
+    print(f"Machine: {load_line()} at start.\n")
     print(f"## Semi-hard triplet loss, D={DIM} (times in ms, median; memory = peak extra MB)\n")
     print(
         "| B | ours fwd | ours fwd+bwd | ours MB | TFA-style fwd | TFA-style fwd+bwd "
-        "| TFA-style MB | speed-up fwd+bwd |"
+        "| TFA-style MB | speed-up fwd | speed-up fwd+bwd |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
+    mismatches = []
     for batch in sizes:
         ours = triplet_case_in_subprocess("ours", batch)
         if batch <= BASELINE_MAX_B:
@@ -217,26 +255,36 @@ def main(argv=None):
             else [ours["error"], "", ""]
         )
         if "error" in base:
-            cells += [base["error"], "", "", ""]
+            cells += [base["error"], "", "", "", ""]
         else:
             cells += [ms(base["forward"]), ms(base["backward"]), f"{base['peak_mb']:.0f}"]
-            cells.append(
-                f"{base['backward'] / ours['backward']:.1f}×" if "error" not in ours else ""
-            )
+            both = "error" not in ours
+            cells.append(f"{base['forward'] / ours['forward']:.1f}×" if both else "")
+            cells.append(f"{base['backward'] / ours['backward']:.1f}×" if both else "")
+            # Same semi-hard definition, same data: the two values must agree.
+            if both and abs(base["value"] - ours["value"]) > 1e-4 * max(1.0, abs(ours["value"])):
+                mismatches.append((batch, ours["value"], base["value"]))
         print("| " + " | ".join(cells) + " |", flush=True)
+    for batch, a, b in mismatches:
+        print(f"\nWARNING: B={batch}: ours = {a:.6f} but TFA-style = {b:.6f}")
 
-    print("\n## Classification losses vs Keras (times in ms, median)\n")
+    print(
+        f"\n## Classification losses vs Keras (times in ms, median of {ROUNDS} alternating "
+        "rounds; ratio = median of per-round ratios, < 1 means ours is faster)\n"
+    )
     print(
         "| case | Keras loss | ours fwd | Keras fwd | ratio fwd | ours fwd+bwd "
         "| Keras fwd+bwd | ratio fwd+bwd |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for name, keras_name, a, b in classification_rows([10] if args.quick else [10, 1000]):
+        fwd, bwd = summarize(a[0], b[0]), summarize(a[1], b[1])
         print(
-            f"| {name} | {keras_name} | {ms(a[0])} | {ms(b[0])} | {a[0] / b[0]:.2f} "
-            f"| {ms(a[1])} | {ms(b[1])} | {a[1] / b[1]:.2f} |",
+            f"| {name} | {keras_name} | {ms(fwd[0])} | {ms(fwd[1])} | {fwd[2]:.2f} "
+            f"| {ms(bwd[0])} | {ms(bwd[1])} | {bwd[2]:.2f} |",
             flush=True,
         )
+    print(f"\nMachine: {load_line()} at the end; total {time.perf_counter() - started:.0f} s.")
 
 
 if __name__ == "__main__":
