@@ -195,13 +195,22 @@ def _test_and_figures(config, model, loss_fn, splits, history) -> dict[str, floa
 
 
 def _log_model(model, example: np.ndarray) -> None:
-    """The model as an MLflow Keras model with signature and input example.
+    """The inference model as an MLflow Keras model with signature and input example.
+
+    Logged uncompiled (a clone with the trained weights): a compiled model's file names our
+    loss class, and Keras deserialises only built-in classes unless `losses` was imported, so
+    `mlflow.keras.load_model` would fail in a plain Python. The loss is in the run's params;
+    the compiled model with optimizer state is the checkpoint `last.keras`.
 
     Saved locally then uploaded: `mlflow.keras.log_model(..., input_example=...)` in MLflow
     3.17 writes the example before creating the model folder (FileNotFoundError).
     """
     from mlflow.models import infer_signature  # noqa: PLC0415
 
+    # from_config, not clone_model: Keras 3's clone_model re-compiles a compiled model.
+    inference = type(model).from_config(model.get_config())
+    inference.set_weights(model.get_weights())
+    model = inference
     signature = infer_signature(example, evaluate.predict(model, example))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model"

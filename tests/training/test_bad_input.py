@@ -68,7 +68,7 @@ def _data_cases(root: Path) -> list[tuple[list[str], str]]:
         # 131 training images per digit; class 7 keeps ⌊131 · 1000^(−7/9)⌋ = ⌊0.61⌋ = 0.
         (["imbalance=1000"], "leaves class 7 ('7') with 0 training images"),
         (
-            [_folder(root, "few", good_images, good_labels), "loss=triplet", "batch_size=8"],
+            [_folder(root, "few", good_images, good_labels), "loss=triplet", "batch_size=8", "samples_per_class=4"],
             "retrieval needs at least 4 classes",
         ),
         (
