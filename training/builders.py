@@ -56,9 +56,14 @@ def statistics_metrics(loss) -> list:
 
 
 def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """Classifier or embedding net for the config's task; augmentation inside the model
+    (active in `fit` only), seeded with the run's seed."""
+    augment, seed = config.resolved_augment(), config.seed
     if config.task == "classification":
-        return small_cnn(input_shape, num_classes, l2=config.l2)
-    return embedding_net(input_shape, dim=config.embedding_dim, l2=config.l2)
+        return small_cnn(input_shape, num_classes, l2=config.l2, augment=augment, seed=seed)
+    return embedding_net(
+        input_shape, dim=config.embedding_dim, l2=config.l2, augment=augment, seed=seed
+    )
 
 
 # --- optimiser ---------------------------------------------------------------------------

@@ -30,6 +30,9 @@ SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "true", "false")
 STRATEGIES = ("none", "mirrored", "multi_worker")
+# Training-time augmentation policies of models.augment.POLICIES, plus "auto" = per task.
+AUGMENTS = ("auto", "none", "light", "strong")
+AUTO_AUGMENT = {"classification": "none", "retrieval": "strong"}
 
 
 class ConfigError(ValueError):
@@ -60,7 +63,13 @@ class Config:
     mining: str = "semi-hard"  # triplet
     distance: str = "euclidean"  # triplet / contrastive
     soft: bool = False  # triplet: softplus instead of hinge
-    embedding_dim: int = 64  # retrieval
+    # Retrieval: size of a dense projection of the trunk's flattened map; none = no
+    # projection, the normalised map is the embedding (1152-d on 28×28). none generalises
+    # far better to held-out classes (MNIST p@1 0.981 vs 0.938 with 64; models/heads.py).
+    embedding_dim: int | None = None
+    # auto = "strong" for retrieval (p@1 +0.03 on held-out classes, models/augment.py),
+    # "none" for classification.
+    augment: str = "auto"
     # Retrieval: K of the P×K sampler. 16 so that P = 64 / 16 = 4 fits the 5 training classes
     # of a 10-class dataset; datasets with many classes can use more, smaller groups.
     samples_per_class: int = 16
@@ -90,6 +99,10 @@ class Config:
     def classes_per_batch(self) -> int:
         """P of the P×K sampler."""
         return self.batch_size // self.samples_per_class
+
+    def resolved_augment(self) -> str:
+        """The augmentation policy the model gets ("auto" resolved for the task)."""
+        return AUTO_AUGMENT[self.task] if self.augment == "auto" else self.augment
 
     def resolved_margin(self) -> float:
         if self.margin is not None:
@@ -210,6 +223,7 @@ def _validate(c: Config) -> None:
     _choice("precision", c.precision, PRECISIONS)
     _choice("jit_compile", c.jit_compile, JIT_CHOICES)
     _choice("strategy", c.strategy, STRATEGIES)
+    _choice("augment", c.augment, AUGMENTS)
     if not c.dataset:
         raise ConfigError("dataset='' is empty; use digits, idx:PATH or a TFDS name")
     _range("epochs", c.epochs, c.epochs >= 1, "an integer >= 1")
@@ -223,7 +237,12 @@ def _validate(c: Config) -> None:
     _range("alpha", c.alpha, c.alpha is None or c.alpha > 0, "> 0, or none")
     _range("beta", c.beta, c.beta is None or 0 <= c.beta < 1, "0 <= beta < 1, or none")
     _range("margin", c.margin, c.margin is None or c.margin >= 0, ">= 0")
-    _range("embedding_dim", c.embedding_dim, c.embedding_dim >= 2, "an integer >= 2")
+    _range(
+        "embedding_dim",
+        c.embedding_dim,
+        c.embedding_dim is None or c.embedding_dim >= 2,
+        "an integer >= 2, or none (no projection)",
+    )
     _range("samples_per_class", c.samples_per_class, c.samples_per_class >= 2, "an integer >= 2")
     _range("devices", c.devices, c.devices >= 0, "an integer >= 0")
     _range("landscape_points", c.landscape_points, c.landscape_points >= 3, "an integer >= 3")

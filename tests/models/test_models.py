@@ -86,7 +86,7 @@ def test_embedding_net_l2_covers_trunk_and_projection():
         (lambda: small_cnn((8, 8, 1), 1), "num_classes must be an integer >= 2, got 1"),
         (lambda: small_cnn((8, 8, 1), 3, dropout=1.0), "dropout must be in \\[0, 1\\)"),
         (lambda: small_cnn((8, 8, 1), 3, l2=-1.0), "l2 must be a number >= 0, got -1.0"),
-        (lambda: embedding_net((8, 8, 1), dim=1), "dim must be an integer >= 2, got 1"),
+        (lambda: embedding_net((8, 8, 1), dim=1), "dim must be an integer >= 2 or None"),
     ],
 )
 def test_bad_arguments(build, message):

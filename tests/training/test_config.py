@@ -79,3 +79,20 @@ def test_every_loss_has_a_task_and_margin_default():
     assert Config(loss="triplet").resolved_margin() == 0.2
     assert Config(loss="contrastive").resolved_margin() == 1.0
     assert "landscape_points" in field_names()
+
+
+def test_augment_and_embedding_head_defaults_per_task():
+    from models.augment import POLICIES
+    from training.config import AUGMENTS
+
+    assert set(AUGMENTS) == {"auto", *POLICIES}  # every policy selectable, nothing else
+    assert Config().resolved_augment() == "none"  # classification: model unchanged
+    retrieval = parse_overrides(["loss=triplet"])
+    assert retrieval.resolved_augment() == "strong" and retrieval.embedding_dim is None
+    explicit = parse_overrides(["loss=triplet", "augment=none", "embedding_dim=64"])
+    assert (explicit.resolved_augment(), explicit.embedding_dim) == ("none", 64)
+    assert parse_overrides(["embedding_dim=none"]).embedding_dim is None
+    with pytest.raises(ConfigError, match="augment='heavy' is not valid; choose one of: auto, none"):
+        parse_overrides(["augment=heavy"])
+    with pytest.raises(ConfigError, match="embedding_dim=1 is out of range; valid: an integer >= 2"):
+        parse_overrides(["embedding_dim=1"])
