@@ -13,7 +13,22 @@ import tensorflow as tf
 import losses
 from models import embedding_net, small_cnn
 from training.config import Config
-from training.data import pk_dataset, pk_steps_per_epoch
+from training.data import Splits, load_splits, pk_dataset, pk_steps_per_epoch
+
+# --- data --------------------------------------------------------------------------------
+
+
+def build_splits(config: Config) -> Splits:
+    """The run's train/val/test splits: a pure function of the config (deterministic in seed)."""
+    return load_splits(
+        config.dataset,
+        config.task,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        imbalance=config.imbalance,
+        data_dir=config.data_dir,
+    )
+
 
 # --- losses ------------------------------------------------------------------------------
 # Each builder gets the config and the *training* labels: balanced CE derives its class

@@ -22,6 +22,7 @@ from training.builders import (
     build_loss,
     build_model,
     build_optimizer,
+    build_splits,
     build_train_data,
     statistics_metrics,
 )
@@ -34,7 +35,6 @@ from training.callbacks import (
     resume_state,
 )
 from training.config import Config
-from training.data import load_splits
 
 
 def train(config: Config, *, parent_run_id: str | None = None) -> dict:
@@ -46,14 +46,7 @@ def train(config: Config, *, parent_run_id: str | None = None) -> dict:
     chief = runtime.is_chief(strategy)  # False only on multi_worker workers other than 0
 
     # --- data: splits are deterministic in the seed; test is held back until the end ----
-    splits = load_splits(
-        config.dataset,
-        config.task,
-        seed=config.seed,
-        val_fraction=config.val_fraction,
-        imbalance=config.imbalance,
-        data_dir=config.data_dir,
-    )
+    splits = build_splits(config)
     # Resume: the run's checkpoint is checked before anything is reopened. Batches depend only
     # on (seed, epoch), so starting the pipeline at the next epoch replays the uninterrupted run.
     initial_epoch, history, resume = 0, {}, None

@@ -141,7 +141,7 @@ def test_unreachable_store_fails_fast_before_any_work(monkeypatch, silent_server
     def no_data(*args, **kwargs):
         raise AssertionError("data was loaded although the tracking store is unreachable")
 
-    monkeypatch.setattr("training.train.load_splits", no_data)
+    monkeypatch.setattr("training.train.build_splits", no_data)
     for uri in (f"http://127.0.0.1:{_closed_port()}", f"http://127.0.0.1:{silent_server.port}"):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         started = time.monotonic()

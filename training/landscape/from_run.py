@@ -95,9 +95,8 @@ def landscape_of_run(
 
     Uses the current MLflow tracking URI. Returns the ``Landscape``.
     """
-    from training.builders import build_loss, build_model  # noqa: PLC0415 (heavy imports)
+    from training.builders import build_loss, build_model, build_splits  # noqa: PLC0415
     from training.config import Config  # noqa: PLC0415
-    from training.data import load_splits  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as folder:
         local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.json",
@@ -109,14 +108,7 @@ def landscape_of_run(
             )
             for name in ("initial", "final")
         }
-        splits = load_splits(
-            config.dataset,
-            config.task,
-            seed=config.seed,
-            val_fraction=config.val_fraction,
-            imbalance=config.imbalance,
-            data_dir=config.data_dir,
-        )
+        splits = build_splits(config)
         model = build_model(config, splits.x_train.shape[1:], splits.num_classes)
         initial = _weights_from(model, weights["initial"])
         _weights_from(model, weights["final"])
