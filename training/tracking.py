@@ -128,6 +128,26 @@ def checkpoint_dir_of(run_id: str, checkpoint_root: str | Path) -> Path:
 # --- opening and closing a run ---------------------------------------------------------
 
 
+def ensure_experiment(name: str, uri: str) -> str:
+    """The experiment's id, created if missing (serialised across processes).
+
+    On a SQLite store a new experiment keeps its artifacts beside the database, in
+    `<db folder>/mlruns/<name>/`: MLflow's default is `./mlruns` of whatever directory the
+    process happens to run in, which scatters a store's artifacts across working directories.
+    """
+    with _store_lock(uri):
+        client = mlflow.MlflowClient()
+        existing = client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        location = None
+        if uri.startswith("sqlite:///"):
+            db = Path(uri.removeprefix("sqlite:///").split("?")[0]).resolve()
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+            location = (db.parent / "mlruns" / safe).as_uri()
+        return client.create_experiment(name, artifact_location=location)
+
+
 @contextlib.contextmanager
 def open_run(config: Config, *, run_id: str | None = None, parent_run_id: str | None = None):
     """Start (or resume) a run; it ends FINISHED, FAILED (error tagged) or KILLED.
@@ -138,11 +158,10 @@ def open_run(config: Config, *, run_id: str | None = None, parent_run_id: str | 
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    with _store_lock(uri):
-        experiment = mlflow.set_experiment(experiment_name(config))
+    experiment_id = None if run_id else ensure_experiment(experiment_name(config), uri)
     run = mlflow.start_run(
         run_id=run_id,
-        experiment_id=None if run_id else experiment.experiment_id,
+        experiment_id=experiment_id,
         run_name=None if run_id else (config.run_name or f"{config.loss}-seed{config.seed}"),
         parent_run_id=parent_run_id,
         nested=parent_run_id is not None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -45,6 +46,9 @@ def test_train_every_loss_leaves_a_complete_run(loss, extra, tiny, mlflow_store)
     run = client.get_run(result["run_id"])
 
     assert run.info.status == "FINISHED"
+    # Artifacts live beside the SQLite database, not in ./mlruns of the working directory.
+    store_dir = Path(mlflow_store.removeprefix("sqlite:///")).parent
+    assert run.info.artifact_uri.startswith((store_dir / "mlruns").as_uri())
     assert run.data.params["loss"] == loss and run.data.params["epochs"] == "2"
     assert run.data.tags["task"] == config.task
     assert "mlflow.source.git.commit" in run.data.tags
