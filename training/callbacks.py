@@ -109,16 +109,27 @@ class Checkpoint(keras.callbacks.Callback):
 
 @contextlib.contextmanager
 def _signals_held():
-    """Delay SIGINT/SIGTERM (delivered on exit) so the two renames happen together."""
-    held = {signal.SIGINT, signal.SIGTERM}
+    """Defer SIGINT/SIGTERM until the block is done (the two renames happen together).
+
+    Masking the main thread with pthread_sigmask is not enough: the kernel then hands a
+    process-directed signal to one of TensorFlow's threads, and Python still runs the handler
+    in the main thread at its next bytecode, inside the block. So the handlers are swapped for
+    one that only records the signal, and recorded signals are re-raised afterwards.
+    """
     if threading.current_thread() is not threading.main_thread():
-        yield  # signals are only delivered to the main thread anyway
+        yield  # handlers can only be changed (and only run) in the main thread
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: pending.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for signum in pending:
+            signal.raise_signal(signum)
 
 
 class MlflowLogger(keras.callbacks.Callback):

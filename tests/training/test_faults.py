@@ -237,3 +237,19 @@ def test_sigint_and_sigterm_keep_the_checkpoint_and_close_killed(tmp_path):
     assert run.info.status == "FINISHED"
     history = mlflow.MlflowClient(store).get_metric_history(run_id, "val/accuracy")
     assert sorted(m.step for m in history) == list(range(1, done + 2))
+
+
+def test_signals_held_defers_a_signal_until_the_block_ends():
+    """A SIGTERM inside the block (the checkpoint's two renames) runs its handler only after."""
+    from training.callbacks import _signals_held
+
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with _signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # a pending Python handler would run here, inside the block
+            inside = list(seen)
+        assert inside == [] and seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
