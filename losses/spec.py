@@ -1,0 +1,246 @@
+"""What a registry entry says about a loss: `Arg` (one hyperparameter) and `LossSpec` (a loss).
+
+Plain data, standard library only. The registry (`losses/registry.py`) holds one `LossSpec` per
+name; the trainer, config validation, `--help`, the compare and the tuner all read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import typing
+
+TASKS = ("classification", "retrieval")
+# What the loss consumes from the model, and so which head the trainer builds:
+#   logits         (B, C) from a dense classifier head
+#   cosine_logits  (B, C) cosines of L2-normalised features and L2-normalised class weights
+#   embedding      (B, D) L2-normalised embeddings
+#   proxy_cosines  (B, C) cosines of the embedding to learned class proxies (losses.ProxyHead)
+OUTPUTS = {
+    "logits": "classification",
+    "cosine_logits": "classification",
+    "embedding": "retrieval",
+    "proxy_cosines": "retrieval",
+}
+# What the loss needs from the training split: None, or "labels" (then the trainer builds it
+# with `cls.from_labels(train_labels, num_classes=C, **args)`: class counts and priors).
+NEEDS = (None, "labels")
+# Constructor parameters that are never hyperparameters of a run.
+NOT_ARGS = ("self", "reduction", "name", "dtype", "from_logits", "labels", "num_classes")
+SCALAR_TYPES = (bool, int, float, str)
+
+
+class LossArgError(ValueError):
+    """A bad loss argument; the message names the loss, the argument and the valid values."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    """One hyperparameter of a loss.
+
+    Attributes:
+        name: the constructor (or `from_labels`) keyword.
+        type: bool, int, float or str.
+        default: the value used when none is given (None only if `optional`).
+        doc: one line for `--help`.
+        choices: the valid values of a str argument.
+        low, high: inclusive bounds of a number (None: unbounded); `low_open`/`high_open`
+            make them exclusive.
+        optional: None is a valid value.
+        search: the tuning range, ("float", lo, hi), ("log", lo, hi), ("int", lo, hi) or
+            ("choice", (v1, v2, ...)); None: not tuned.
+        trainer: read by the trainer, not passed to the loss (e.g. LDAM's `drw`).
+    """
+
+    name: str
+    type: type
+    default: typing.Any
+    doc: str = ""
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+    search: tuple | None = None
+    trainer: bool = False
+
+    def valid(self) -> str:
+        """The valid values in words, e.g. ">= 0" or "one of: hard, all"."""
+        if self.choices:
+            text = "one of: " + ", ".join(map(str, self.choices))
+        elif self.type is bool:
+            text = "true or false"
+        else:
+            parts = []
+            if self.low is not None:
+                parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            if self.high is not None:
+                parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+            text = (" and ".join(parts) or "any") + (" integer" if self.type is int else " number")
+        return text + (", or none" if self.optional else "")
+
+    def parse(self, raw: str) -> typing.Any:
+        """A command-line string → a checked value. No eval: bool/int/float/str and `none`."""
+        text = raw.strip()
+        if self.optional and text.lower() in ("none", "null", ""):
+            return None
+        try:
+            if self.type is bool:
+                if text.lower() in ("1", "true", "yes", "on"):
+                    value = True
+                elif text.lower() in ("0", "false", "no", "off"):
+                    value = False
+                else:
+                    raise ValueError
+            else:
+                value = self.type(text)
+        except ValueError:
+            raise LossArgError(f"{self.name}={raw!r} is not valid; valid: {self.valid()}") from None
+        return self.check(value)
+
+    def check(self, value: typing.Any) -> typing.Any:
+        """Returns `value` (ints widened to float for float args) or raises LossArgError."""
+        if value is None:
+            if self.optional:
+                return None
+            raise LossArgError(f"{self.name}=None is not valid; valid: {self.valid()}")
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        wrong_bool = isinstance(value, bool) and self.type is not bool
+        if wrong_bool or not isinstance(value, self.type):
+            raise LossArgError(
+                f"{self.name}={value!r} has the wrong type; expected {self.type.__name__}"
+            )
+        ok = not self.choices or value in self.choices
+        if self.type in (int, float):
+            ok = ok and math.isfinite(value)
+            if self.low is not None:
+                ok = ok and (value > self.low if self.low_open else value >= self.low)
+            if self.high is not None:
+                ok = ok and (value < self.high if self.high_open else value <= self.high)
+        if not ok:
+            raise LossArgError(f"{self.name}={value!r} is out of range; valid: {self.valid()}")
+        return value
+
+    def describe(self) -> str:
+        """`--help` line: "gamma: float, default 2.0; >= 0 number. Focusing parameter"."""
+        default = "none" if self.default is None else self.default
+        doc = f". {self.doc}" if self.doc else ""
+        return f"{self.name}: {self.type.__name__}, default {default}; {self.valid()}{doc}"
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+    """Everything about one loss name. `cls` is a `keras.losses.Loss` subclass.
+
+    Attributes:
+        preset_of: for a named preset (`triplet_hard`), the loss it fixes arguments of.
+        fixed: (name, value) pairs a preset sets; they are not arguments of the preset.
+        import_path: "module:QualName" of `cls`, recorded on every run.
+    """
+
+    name: str
+    cls: type
+    task: str
+    output: str
+    args: tuple[Arg, ...]
+    needs: str | None = None
+    summary: str = ""
+    reference: str = ""
+    preset_of: str | None = None
+    fixed: tuple[tuple[str, typing.Any], ...] = ()
+    import_path: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"loss {self.name!r}: task={self.task!r}; valid: {', '.join(TASKS)}")
+        if self.output not in OUTPUTS or OUTPUTS[self.output] != self.task:
+            valid = [o for o, t in OUTPUTS.items() if t == self.task]
+            raise ValueError(
+                f"loss {self.name!r}: output={self.output!r}; valid for {self.task}: "
+                f"{', '.join(valid)}"
+            )
+        if self.needs not in NEEDS:
+            raise ValueError(f"loss {self.name!r}: needs={self.needs!r}; valid: None, 'labels'")
+
+    @property
+    def arg_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.args)
+
+    def arg(self, name: str) -> Arg:
+        for arg in self.args:
+            if arg.name == name:
+                return arg
+        raise LossArgError(self.unknown_arg_message(name))
+
+    def unknown_arg_message(self, key: str) -> str:
+        takes = ", ".join(self.arg_names) or "no arguments"
+        return f"unknown key {key!r}: not a config key, and {self.name} takes {takes}"
+
+    def resolve(self, given: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+        """Checked values of every argument: `given` over the defaults. Raises LossArgError."""
+        values = {a.name: a.default for a in self.args}
+        for key, value in given.items():
+            values[key] = self.arg(key).check(value)
+        return values
+
+    def build(self, args=None, *, labels=None, num_classes=None):
+        """A new loss: `args` checked and completed, preset values applied, trainer-only
+        arguments dropped; `from_labels(labels, num_classes)` when the loss needs labels."""
+        values = self.resolve(args or {})
+        kwargs = {k: v for k, v in values.items() if not self.arg(k).trainer}
+        kwargs.update(dict(self.fixed))
+        if self.needs == "labels":
+            if labels is None:
+                raise LossArgError(f"{self.name} is built from the training labels (labels=)")
+            return self.cls.from_labels(labels, num_classes=num_classes, **kwargs)
+        return self.cls(**kwargs)
+
+    def search_space(self) -> dict[str, tuple]:
+        """name → search range of every tuned argument."""
+        return {a.name: a.search for a in self.args if a.search is not None}
+
+
+def signature_args(fn, exclude: typing.Iterable[str] = ()) -> list[Arg]:
+    """Args from a constructor's signature: every keyword with a scalar default (or None, then
+    typed by its annotation, else str). Parameters without a default are data, not arguments."""
+    skip = set(NOT_ARGS) | set(exclude)
+    args = []
+    for param in inspect.signature(fn).parameters.values():
+        if param.name in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if param.default is inspect.Parameter.empty:
+            continue
+        default = param.default
+        if default is None:
+            kind = _annotated_scalar(param.annotation)
+            args.append(Arg(param.name, kind or str, None, optional=True))
+        elif isinstance(default, SCALAR_TYPES):
+            args.append(Arg(param.name, type(default), default))
+    return args
+
+
+def _annotated_scalar(annotation) -> type | None:
+    if isinstance(annotation, str):
+        names = {t.__name__: t for t in SCALAR_TYPES}
+        return next((names[n] for n in names if n in annotation), None)
+    candidates = typing.get_args(annotation) or (annotation,)
+    return next((t for t in candidates if t in SCALAR_TYPES), None)
+
+
+def with_overrides(args: list[Arg], overrides: typing.Mapping[str, dict]) -> tuple[Arg, ...]:
+    """`args` with per-name metadata (doc, bounds, choices, search) replaced; an override
+    naming no argument is an error, so an entry cannot drift from its constructor."""
+    by_name = {a.name: a for a in args}
+    for name in overrides:
+        if name not in by_name and not overrides[name].get("trainer"):
+            raise ValueError(f"override for {name!r}, which the constructor does not take")
+    out = []
+    for arg in args:
+        out.append(dataclasses.replace(arg, **overrides.get(arg.name, {})))
+    for name, extra in overrides.items():
+        if name not in by_name:  # trainer-only arguments are declared in full
+            out.append(Arg(name=name, **extra))
+    return tuple(out)
