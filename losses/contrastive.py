@@ -6,7 +6,8 @@ from keras import ops
 from ._checks import check_choice, check_nonnegative
 from ._labels import to_labels
 from ._pairs import pair_distance_stats, pair_masks, safe_ratio
-from .distances import DISTANCES, pairwise_distances
+from .catalog import DISTANCES
+from .distances import pairwise_distances
 
 
 def _pair_terms(labels, d, margin):

@@ -8,8 +8,7 @@ from keras import ops
 
 from ._checks import check_choice
 from ._labels import to_float32
-
-DISTANCES = ("euclidean", "squared", "cosine")
+from .catalog import DISTANCES
 
 # Below this squared distance the euclidean distance is reported as exactly 0. The
 # derivative of sqrt(t) is 1/(2·sqrt(t)): infinite at t = 0 (identical embeddings, and the

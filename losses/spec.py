@@ -1,12 +1,14 @@
 """What a registry entry says about a loss: `Arg` (one hyperparameter) and `LossSpec` (a loss).
 
-Plain data, standard library only. The registry (`losses/registry.py`) holds one `LossSpec` per
-name; the trainer, config validation, `--help`, the compare and the tuner all read it.
+Plain data, standard library only (no Keras): `losses/catalog.py` declares our entries with it,
+and `--help` reads them without paying TensorFlow's 6 s import. The trainer, config validation,
+the compare and the tuner all read the same entries.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import math
 import typing
@@ -133,16 +135,18 @@ class Arg:
 
 @dataclasses.dataclass(frozen=True)
 class LossSpec:
-    """Everything about one loss name. `cls` is a `keras.losses.Loss` subclass.
+    """Everything about one loss name.
 
     Attributes:
+        target: the `keras.losses.Loss` subclass, or its "module:QualName" import path
+            (imported on first use, so the catalogue needs no Keras).
         preset_of: for a named preset (`triplet_hard`), the loss it fixes arguments of.
         fixed: (name, value) pairs a preset sets; they are not arguments of the preset.
-        import_path: "module:QualName" of `cls`, recorded on every run.
+        in_compare: part of `make compare`'s default variants.
     """
 
     name: str
-    cls: type
+    target: typing.Any
     task: str
     output: str
     args: tuple[Arg, ...]
@@ -151,7 +155,7 @@ class LossSpec:
     reference: str = ""
     preset_of: str | None = None
     fixed: tuple[tuple[str, typing.Any], ...] = ()
-    import_path: str = ""
+    in_compare: bool = True
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -164,6 +168,28 @@ class LossSpec:
             )
         if self.needs not in NEEDS:
             raise ValueError(f"loss {self.name!r}: needs={self.needs!r}; valid: None, 'labels'")
+
+    @property
+    def import_path(self) -> str:
+        """"module:QualName" of the class: recorded on every run, so resume finds it again."""
+        if isinstance(self.target, str):
+            return self.target
+        return f"{self.target.__module__}:{self.target.__qualname__}"
+
+    @property
+    def cls(self) -> type:
+        """The loss class (imports its module the first time)."""
+        if not isinstance(self.target, str):
+            return self.target
+        module, _, qualname = self.target.partition(":")
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    @property
+    def trainer_args(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.args if a.trainer)
 
     @property
     def arg_names(self) -> tuple[str, ...]:

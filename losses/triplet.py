@@ -7,9 +7,8 @@ from . import mining
 from ._checks import check_choice, check_nonnegative
 from ._labels import to_labels
 from ._pairs import pair_distance_stats, pair_masks, safe_ratio
-from .distances import DISTANCES, pairwise_distances
-
-MINING = ("semi-hard", "hard", "all")
+from .catalog import DISTANCES, MINING
+from .distances import pairwise_distances
 
 
 def _terms(labels, d, margin, mining_mode, soft, with_loss=True):

@@ -1,0 +1,115 @@
+"""Our losses, one entry each: the catalogue every other part of the project reads.
+
+Standard library only: each class is named by import path and imported on first use, so
+`--help`, config validation and the compare can list losses, arguments and search spaces
+without importing Keras (TensorFlow's import alone takes about 6 s). Defaults are declared
+here and checked against the constructors by `tests/losses/test_catalog.py`, so they cannot
+drift. A user's own loss joins the same table through `losses.register` or an import path
+(`losses/registry.py`).
+
+Adding a loss: one file in `losses/` and one `add(...)` below.
+"""
+
+from __future__ import annotations
+
+from .spec import Arg, LossArgError, LossSpec
+
+_REGISTRY: dict[str, LossSpec] = {}
+
+
+class UnknownLoss(LossArgError):
+    """No such registered loss, or an import path that does not name a Keras loss."""
+
+
+def add(spec: LossSpec) -> LossSpec:
+    """Registers `spec` under its name (a later entry with the same name replaces it)."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def remove(name: str) -> None:
+    """Drops a registered name (for tests that register toy losses)."""
+    _REGISTRY.pop(name, None)
+
+
+def preset(name: str, of: str, summary: str = "", in_compare: bool = True, **fixed) -> LossSpec:
+    """A named preset of a registered loss with some arguments fixed (`triplet_hard`)."""
+    base = _REGISTRY[of]
+    for key, value in fixed.items():
+        base.arg(key).check(value)
+    return LossSpec(
+        name=name, target=base.target, task=base.task, output=base.output, needs=base.needs,
+        args=tuple(a for a in base.args if a.name not in fixed),
+        summary=summary or base.summary, reference=base.reference, preset_of=of,
+        fixed=tuple(fixed.items()), in_compare=in_compare,
+    )
+
+
+def find(name: str) -> LossSpec | None:
+    """The entry registered under `name`, or None (import paths are resolved by `losses.spec`)."""
+    return _REGISTRY.get(name)
+
+
+def specs(task: str | None = None) -> list[LossSpec]:
+    """Every registered entry (presets included), in registration order."""
+    return [s for s in _REGISTRY.values() if task in (None, s.task)]
+
+
+def names(task: str | None = None) -> list[str]:
+    """Sorted registered names."""
+    return sorted(s.name for s in specs(task))
+
+
+def unknown(name: str) -> UnknownLoss:
+    return UnknownLoss(
+        f"unknown loss {name!r}; known losses: {', '.join(names())}, or a "
+        "'module:Class' import path of your own keras.losses.Loss"
+    )
+
+
+# --- the entries ------------------------------------------------------------------------
+# Tuning ranges follow what the papers sweep; an argument without `search` is not tuned.
+MINING = ("semi-hard", "hard", "all")  # losses/triplet.py checks against these
+DISTANCES = ("euclidean", "squared", "cosine")  # losses/distances.py checks against these
+
+add(LossSpec(
+    name="ce", target="losses.crossentropy:Crossentropy", task="classification",
+    output="logits", summary="cross entropy, −log p_y", args=(),
+))
+add(LossSpec(
+    name="balanced_ce", target="losses.balanced:BalancedCrossentropy", task="classification",
+    output="logits", needs="labels",
+    summary="−w_y log p_y, w_c ∝ 1/n_c (or Cui et al. effective number with `beta`)",
+    args=(Arg("beta", float, None, "none = inverse frequency; else Cui et al. effective number",
+              low=0.0, high=1.0, high_open=True, optional=True,
+              search=("choice", (None, 0.99, 0.999, 0.9999))),),
+))
+add(LossSpec(
+    name="focal", target="losses.focal:FocalLoss", task="classification", output="logits",
+    summary="−α_y (1 − p_y)^γ log p_y, weight on hard examples (`gamma`, `alpha`)",
+    args=(Arg("gamma", float, 2.0, "focusing parameter; 0 = cross entropy", low=0.0,
+              search=("float", 0.0, 5.0)),
+          Arg("alpha", float, None, "scalar class weight (none = 1)", low=0.0, low_open=True,
+              optional=True)),
+))
+add(LossSpec(
+    name="triplet", target="losses.triplet:TripletLoss", task="retrieval", output="embedding",
+    summary="max(d(a,p) − d(a,n) + margin, 0) with `mining` = semi-hard, hard, all",
+    args=(Arg("margin", float, 0.2, "hinge margin", low=0.0, search=("float", 0.05, 0.5)),
+          Arg("mining", str, "semi-hard", "which triplets a batch contributes", choices=MINING),
+          Arg("distance", str, "euclidean", "embedding distance", choices=DISTANCES),
+          Arg("soft", bool, False, "softplus instead of the hinge")),
+))
+add(preset("triplet_hard", of="triplet", mining="hard",
+           summary="triplet with batch-hard mining (Hermans et al.)"))
+add(LossSpec(
+    name="contrastive", target="losses.contrastive:ContrastiveLoss", task="retrieval",
+    output="embedding", summary="d² for same-class pairs, max(margin − d, 0)² for others",
+    args=(Arg("margin", float, 1.0, "margin of different-class pairs", low=0.0,
+              search=("float", 0.3, 1.5)),
+          Arg("distance", str, "euclidean", "embedding distance", choices=DISTANCES)),
+))
+
+# --- long-tail losses -------------------------------------------------------------------
+
+# --- metric-learning losses -------------------------------------------------------------
