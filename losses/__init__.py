@@ -6,12 +6,15 @@ compiled with them reload through `keras.saving.load_model` without `custom_obje
 """
 
 from .balanced import BalancedCrossentropy, balanced_crossentropy, weights_from_labels
+from .circle import CircleLoss, circle_loss
 from .contrastive import ContrastiveLoss, contrastive_loss
 from .crossentropy import Crossentropy
 from .distances import pairwise_distances
 from .focal import FocalLoss, focal_loss
+from .multi_similarity import MultiSimilarityLoss, multi_similarity_loss
 from .registry import get, names, register, spec, specs
 from .spec import Arg, LossArgError, LossSpec
+from .supcon import SupConLoss, supcon_loss
 from .triplet import TripletLoss, triplet_loss
 
 __all__ = [
@@ -19,19 +22,25 @@ __all__ = [
     "LossArgError",
     "LossSpec",
     "BalancedCrossentropy",
+    "CircleLoss",
     "ContrastiveLoss",
     "Crossentropy",
     "FocalLoss",
+    "MultiSimilarityLoss",
+    "SupConLoss",
     "TripletLoss",
     "balanced_crossentropy",
+    "circle_loss",
     "contrastive_loss",
     "focal_loss",
     "get",
+    "multi_similarity_loss",
     "names",
     "pairwise_distances",
     "register",
     "spec",
     "specs",
+    "supcon_loss",
     "triplet_loss",
     "weights_from_labels",
 ]

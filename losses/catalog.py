@@ -113,3 +113,33 @@ add(LossSpec(
 # --- long-tail losses -------------------------------------------------------------------
 
 # --- metric-learning losses -------------------------------------------------------------
+add(LossSpec(
+    name="multi_similarity", target="losses.multi_similarity:MultiSimilarityLoss",
+    task="retrieval", output="embedding",
+    summary="log(1 + Σ_p e^{−α(S − base)})/α + log(1 + Σ_n e^{β(S − base)})/β, mined pairs",
+    reference="Wang et al., CVPR 2019, arXiv:1904.06627",
+    args=(Arg("alpha", float, 2.0, "scale of the positive pairs", low=0.0, low_open=True,
+              search=("log", 0.5, 10.0)),
+          Arg("beta", float, 50.0, "scale of the negative pairs", low=0.0, low_open=True,
+              search=("log", 10.0, 100.0)),
+          Arg("base", float, 0.5, "similarity offset of both terms", low=-1.0, high=1.0,
+              search=("float", 0.0, 1.0)),
+          Arg("epsilon", float, 0.1, "mining margin", low=0.0, search=("float", 0.0, 0.3)),
+          Arg("mining", bool, True, "keep only the pairs MS mining selects")),
+))
+add(LossSpec(
+    name="circle", target="losses.circle:CircleLoss", task="retrieval", output="embedding",
+    summary="softplus(lse_n γα_n(s_n − m) + lse_p −γα_p(s_p − 1 + m)), α under stop-gradient",
+    reference="Sun et al., CVPR 2020, arXiv:2002.10857",
+    args=(Arg("margin", float, 0.4, "relaxation m: optima 1 + m and −m", low=0.0,
+              search=("float", 0.1, 0.5)),
+          Arg("gamma", float, 80.0, "scale of the similarities", low=0.0, low_open=True,
+              search=("log", 16.0, 256.0))),
+))
+add(LossSpec(
+    name="supcon", target="losses.supcon:SupConLoss", task="retrieval", output="embedding",
+    summary="−mean_p log softmax_{a≠i}(S_ia/τ)_p over each anchor's positives (L_out)",
+    reference="Khosla et al., NeurIPS 2020, arXiv:2004.11362",
+    args=(Arg("temperature", float, 0.1, "softmax temperature τ", low=0.0, low_open=True,
+              search=("log", 0.03, 0.5)),),
+))

@@ -152,3 +152,105 @@ def numeric_gradient(f, x, eps=1e-6):
         step[index] = eps
         grad[index] = (f(x + step) - f(x - step)) / (2 * eps)
     return grad
+
+
+# --- metric-learning losses on cosine similarities (issue 12) ---------------------------
+
+
+def cosine_matrix(emb):
+    """S_ij = cos(e_i, e_j) in float64, each row normalised first (a zero row stays zero)."""
+    rows = []
+    for e in np.asarray(emb, np.float64):
+        norm = math.sqrt(sum(x * x for x in e))
+        rows.append([x / norm for x in e] if norm > 0 else [0.0 for _ in e])
+    return [[sum(x * y for x, y in zip(a, b, strict=True)) for b in rows] for a in rows]
+
+
+def _logsumexp(values, add_one=False):
+    """log(Σ e^v), or log(1 + Σ e^v) if add_one, without overflow."""
+    values = list(values) + ([0.0] if add_one else [])
+    m = max(values)
+    return m + math.log(sum(math.exp(v - m) for v in values))
+
+
+def _positives_negatives(labels, i):
+    n = len(labels)
+    positives = [j for j in range(n) if j != i and labels[j] == labels[i]]
+    negatives = [k for k in range(n) if labels[k] != labels[i]]
+    return positives, negatives
+
+
+def multi_similarity_terms(labels, emb, alpha=2.0, beta=50.0, base=0.5, epsilon=0.1, mining=True):
+    """{anchor: l_i} for every anchor with a kept positive and a kept negative."""
+    s = cosine_matrix(emb)
+    terms = {}
+    for i in range(len(labels)):
+        positives, negatives = _positives_negatives(labels, i)
+        if not positives or not negatives:
+            continue
+        if mining:
+            hardest_negative = max(s[i][k] for k in negatives)
+            hardest_positive = min(s[i][j] for j in positives)
+            positives = [j for j in positives if s[i][j] - epsilon < hardest_negative]
+            negatives = [k for k in negatives if s[i][k] + epsilon > hardest_positive]
+        if not positives or not negatives:
+            continue
+        pull = _logsumexp([-alpha * (s[i][j] - base) for j in positives], add_one=True) / alpha
+        push = _logsumexp([beta * (s[i][k] - base) for k in negatives], add_one=True) / beta
+        terms[i] = pull + push
+    return terms
+
+
+def multi_similarity(labels, emb, alpha=2.0, beta=50.0, base=0.5, epsilon=0.1, mining=True):
+    """Σ_i l_i / B."""
+    terms = multi_similarity_terms(labels, emb, alpha, beta, base, epsilon, mining)
+    return sum(terms.values()) / len(labels)
+
+
+def circle_terms(labels, emb, margin=0.4, gamma=80.0, weights_from=None):
+    """{anchor: l_i} for every anchor with a positive and a negative.
+
+    `weights_from`: embeddings the weights α_p, α_n are computed from (default `emb`). Held
+    fixed while `emb` moves, the finite differences of this function are the gradient of the
+    stop-gradient loss; with the default they are the gradient Keras's Circle computes.
+    """
+    s = cosine_matrix(emb)
+    w = s if weights_from is None else cosine_matrix(weights_from)
+    terms = {}
+    for i in range(len(labels)):
+        positives, negatives = _positives_negatives(labels, i)
+        if not positives or not negatives:
+            continue
+        pull = [-gamma * max(1 + margin - w[i][j], 0.0) * (s[i][j] - (1 - margin))
+                for j in positives]
+        push = [gamma * max(w[i][k] + margin, 0.0) * (s[i][k] - margin) for k in negatives]
+        x = _logsumexp(push) + _logsumexp(pull)
+        terms[i] = max(x, 0.0) + math.log1p(math.exp(-abs(x)))  # softplus
+    return terms
+
+
+def circle(labels, emb, margin=0.4, gamma=80.0, weights_from=None):
+    """Mean of l_i over the anchors with a positive and a negative; 0 if there are none."""
+    terms = circle_terms(labels, emb, margin, gamma, weights_from)
+    return sum(terms.values()) / len(terms) if terms else 0.0
+
+
+def supcon_terms(labels, emb, temperature=0.1):
+    """{anchor: l_i} for every anchor with a positive (in a batch with a negative)."""
+    s = cosine_matrix(emb)
+    n = len(labels)
+    terms = {}
+    for i in range(n):
+        positives, negatives = _positives_negatives(labels, i)
+        if not positives or not negatives:
+            continue
+        log_denominator = _logsumexp([s[i][a] / temperature for a in range(n) if a != i])
+        log_probs = [s[i][p] / temperature - log_denominator for p in positives]
+        terms[i] = -sum(log_probs) / len(positives)
+    return terms
+
+
+def supcon(labels, emb, temperature=0.1):
+    """Mean of l_i over the anchors with a positive; 0 if there are none."""
+    terms = supcon_terms(labels, emb, temperature)
+    return sum(terms.values()) / len(terms) if terms else 0.0
