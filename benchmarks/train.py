@@ -91,7 +91,7 @@ def _median(values: list[float]) -> float:
 
 def _build(config, splits, steps, init, jit):
     """The template's model, loss and optimiser, compiled; `init` = initial weights."""
-    from training.builders import build_loss, build_model, build_optimizer
+    from training.run.builders import build_loss, build_model, build_optimizer
 
     loss = build_loss(config, splits.y_train, splits.num_classes)
     model = build_model(config, splits.x_train.shape[1:], splits.num_classes)
@@ -111,9 +111,9 @@ def bench_training(config, splits, epochs: int, rounds: int) -> dict:
     """
     import mlflow
 
-    from training import evaluate, runtime, tracking
-    from training.builders import build_train_data
-    from training.callbacks import Checkpoint, EpochEvaluation, MlflowLogger, StopOnNonFinite
+    from training.run import evaluate, runtime, tracking
+    from training.run.builders import build_train_data
+    from training.run.callbacks import Checkpoint, EpochEvaluation, MlflowLogger, StopOnNonFinite
 
     x, y = splits.x_train, splits.y_train
     train_data, steps = build_train_data(config, x, y)
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from training import runtime
+    from training.run import runtime
     from training.config import Config
     from training.data import load_splits
 

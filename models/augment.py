@@ -1,7 +1,7 @@
 """Training-time data augmentation as Keras layers inside the model.
 
 The layers transform images only in training: ``fit`` calls the model with ``training=True``,
-``predict``/``evaluate`` (and ``training.evaluate``) with ``training=False`` and see the
+``predict``/``evaluate`` (and ``training.run.evaluate``) with ``training=False`` and see the
 images unchanged. Caveat from Keras: a bare ``model(x)`` with no ``training`` argument uses
 these layers' own default, ``training=True``, and augments; pass ``training=False``. Being built-in Keras
 layers, a saved model reloads with ``safe_mode=True`` and no ``custom_objects``; each layer

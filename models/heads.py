@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import keras
 
+from losses import ProxyHead
 from models.augment import augmentation
 from models.trunk import check_input_shape, conv_trunk, regularizer
+
+HEADS = ("dense", "cosine")
 
 
 def _images(shape, augment: str, seed: int | None):
@@ -23,11 +26,15 @@ def small_cnn(
     dropout: float = 0.3,
     augment: str = "none",
     seed: int | None = None,
+    head: str = "dense",
 ) -> keras.Model:
     """Classifier: images (B, H, W, C) in [0, 1] → logits float32 (B, num_classes).
 
-    Trunk → dropout → dense. The last layer is float32 so logits (and the loss computed
-    from them) stay float32 under a mixed-precision policy.
+    Trunk → dropout → head. The last layer is float32 so logits (and the loss computed
+    from them) stay float32 under a mixed-precision policy. `head="cosine"` gives the
+    normalised classifier of LDAM and ArcFace (Cao et al. 2019): logits are cosines in
+    [−1, 1] of L2-normalised features and L2-normalised class weights (`losses.ProxyHead`),
+    with no bias; the loss scales them.
 
     Args:
         input_shape: (H, W, C), H and W >= 8.
@@ -36,8 +43,11 @@ def small_cnn(
         dropout: dropout rate before the dense layer, in [0, 1).
         augment: training-time augmentation policy, one of ``models.augment.POLICIES``.
         seed: seed of the augmentation layers (None = unseeded).
+        head: "dense" (logits) or "cosine" (cosine logits).
     """
     shape = check_input_shape(input_shape)
+    if head not in HEADS:
+        raise ValueError(f"head={head!r} is not valid; choose one of: {', '.join(HEADS)}")
     if not (isinstance(num_classes, int) and num_classes >= 2):
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
@@ -45,10 +55,20 @@ def small_cnn(
     inputs, images = _images(shape, augment, seed)
     h = conv_trunk(shape, l2=l2)(images)
     h = keras.layers.Dropout(dropout, name="dropout")(h)
-    logits = keras.layers.Dense(
-        num_classes, kernel_regularizer=regularizer(l2), dtype="float32", name="logits"
-    )(h)
+    if head == "cosine":
+        logits = ProxyHead(num_classes, name="logits")(h)
+    else:
+        logits = keras.layers.Dense(
+            num_classes, kernel_regularizer=regularizer(l2), dtype="float32", name="logits"
+        )(h)
     return keras.Model(inputs, logits, name="small_cnn")
+
+
+def with_proxies(embedding: keras.Model, num_classes: int) -> keras.Model:
+    """The training model of a proxy loss: embedding net → cosines (B, C) to learned class
+    proxies (`losses.ProxyHead`). The inference model is `embedding` itself."""
+    cosines = ProxyHead(num_classes, name="proxies")(embedding.output)
+    return keras.Model(embedding.input, cosines, name=f"{embedding.name}_proxies")
 
 
 def embedding_net(

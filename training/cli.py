@@ -1,13 +1,19 @@
-"""Command-line wrapper shared by the entry points: parse key=value, run, map errors to exits.
+"""The command line of every entry point: one `key=value` parser, `--help`, and exit codes.
+
+    python -m training.train loss=focal gamma=1      python -m training.train --help
+    python -m training.compare losses=ce,focal       python -m training.report parent=<id>
 
 Exit codes (README "Exit codes"):
-    0    success
+    0    success (and `--help`)
     1    a failure during the run (one readable line; the traceback with DEBUG=1); the run,
          if one was created, is closed FAILED with the message in its `losslab.error` tag
-    2    nothing was started: a bad config value, bad data or an unusable tracking store
+    2    nothing was started: a bad key or value, bad data or an unusable tracking store
          (unreachable server, unknown run to resume); no run is created
     130  Ctrl-C (SIGINT); 143 SIGTERM: the run is closed KILLED and keeps the checkpoint of
          its last completed epoch, from which `resume=<run_id>` continues
+
+Only the standard library and `training.config` (which needs no Keras) are imported here, so
+`--help` answers without TensorFlow's 6 s start-up.
 """
 
 from __future__ import annotations
@@ -16,27 +22,23 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterable
 
-from training.config import Config, ConfigError, parse_overrides
+from training.config import Config, parse_overrides
+from training.errors import BAD_INPUT, ConfigError, RunKilled
+from training.help import train_help
+from training.keyvalue import Key, pairs, parse_keys  # noqa: F401 (the commands' parser)
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 EXIT_SIGTERM = 143  # 128 + SIGTERM
+HELP_FLAGS = ("--help", "-h", "help")
 
 
-def _bad_input_errors() -> tuple[type[BaseException], ...]:
-    from training.data import DataError  # noqa: PLC0415
-    from training.tracking import TrackingError  # noqa: PLC0415
-
-    return (ConfigError, DataError, TrackingError)
-
-
-def _raise_killed(signum, frame):
-    from training.tracking import RunKilled  # noqa: PLC0415
-
-    raise RunKilled(f"signal {signum}")
+# --- parsing ---------------------------------------------------------------------------
 
 
 def resolve_config(argv: list[str]) -> Config:
@@ -46,26 +48,30 @@ def resolve_config(argv: list[str]) -> Config:
     given explicitly change it, so `make train RESUME=id` cannot silently reset the loss or
     dataset to their defaults.
     """
-    run_id = _explicit_resume(argv)
-    if run_id is None:
+    run_id = dict(pairs(argv)).get("resume")
+    if not run_id or run_id.lower() in ("none", "null"):
         return parse_overrides(argv)
-    from training import tracking  # noqa: PLC0415 (imports mlflow: only when resuming)
+    from training.run import tracking  # noqa: PLC0415 (imports mlflow: only when resuming)
 
     logged = tracking.logged_config(run_id)
     logged["resume"] = None
     return parse_overrides(argv, base=Config.from_dict(logged))
 
 
-def _explicit_resume(argv: list[str]) -> str | None:
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key.strip().replace("-", "_") == "resume" and value.strip().lower() not in (
-            "",
-            "none",
-            "null",
-        ):
-            return value.strip()
-    return None
+def describe_changes(config: Config) -> str:
+    """The config as what differs from the defaults, on one line (the run holds the rest)."""
+    default = Config(loss=config.loss, plugins=config.plugins).to_dict()
+    changed = {k: v for k, v in config.to_dict().items() if v != default[k] and k != "loss_args"}
+    changed.update({f"loss.{k}": v for k, v in config.loss_args.items()})
+    shown = " ".join(f"{k}={v}" for k, v in changed.items()) or "(all defaults)"
+    return f"{config.loss} on {config.dataset}: {shown}"
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def wants_help(argv: Iterable[str]) -> bool:
+    return any(word in HELP_FLAGS for word in argv)
 
 
 def _run_note(exc: BaseException, resumable: bool) -> str:
@@ -76,24 +82,42 @@ def _run_note(exc: BaseException, resumable: bool) -> str:
     return f"run {run_id} closed as {exc.losslab_run_status}{hint}"
 
 
-def run_cli(fn: Callable[[Config], object], argv: list[str], resolve=None) -> int:
-    """Parse `argv` into a Config, print it, call `fn(config)`; return the exit code."""
-    from training.tracking import RunKilled  # noqa: PLC0415
+def _raise_killed(signum, frame):
+    raise RunKilled(f"signal {signum}")
 
+
+def run_cli(
+    fn: Callable[[typing.Any], object],
+    argv: list[str],
+    resolve: Callable[[list[str]], typing.Any] | None = None,
+    *,
+    help_text: Callable[[list[str]], str] | None = None,
+    show: Callable[[typing.Any], str] | None = None,
+) -> int:
+    """Parse `argv` (default: into a Config), print one line about it, call `fn`; → exit code.
+
+    `--help` prints `help_text(argv)` and returns 0 before anything is parsed or imported.
+    """
+    if wants_help(argv):
+        print((help_text or train_help)([w for w in argv if w not in HELP_FLAGS]))
+        return EXIT_OK
     debug = os.environ.get("DEBUG", "") not in ("", "0")
     previous = signal.signal(signal.SIGTERM, _raise_killed)  # SIGTERM → KILLED, like Ctrl-C
     try:
-        config = (resolve or resolve_config)(argv)
-        print("config:\n  " + "\n  ".join(f"{k} = {v!r}" for k, v in config.to_dict().items()))
-        fn(config)
-        return 0
+        settings = (resolve or resolve_config)(argv)
+        if show is not None:
+            print(show(settings), flush=True)
+        elif isinstance(settings, Config):
+            print(describe_changes(settings), flush=True)
+        fn(settings)
+        return EXIT_OK
     except KeyboardInterrupt as exc:
         print(f"\ninterrupted (SIGINT): {_run_note(exc, True)}", file=sys.stderr)
         return EXIT_SIGINT
     except RunKilled as exc:
         print(f"terminated (SIGTERM): {_run_note(exc, True)}", file=sys.stderr)
         return EXIT_SIGTERM
-    except _bad_input_errors() as exc:
+    except BAD_INPUT as exc:
         if debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
@@ -110,3 +134,17 @@ def run_cli(fn: Callable[[Config], object], argv: list[str], resolve=None) -> in
         return EXIT_FAILED
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def exit_if_help(help_text: Callable[[list[str]], str], argv: list[str] | None = None) -> None:
+    """For `python -m` entry points: answer `--help` and exit 0 before the module imports
+    TensorFlow (called above those imports)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        try:
+            print(help_text([w for w in argv if w not in HELP_FLAGS]))
+        except ConfigError as exc:  # e.g. --help for a loss that does not exist
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
+        sys.exit(EXIT_OK)
+

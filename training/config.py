@@ -1,9 +1,12 @@
-"""Typed training configuration: every field, its default and its valid range, in one place.
+"""Typed training configuration: every field, its default, its valid values and one line of
+documentation, in one place; a loss's own hyperparameters come from its registry entry.
 
 A run is fully described by a `Config`. The command line is `key=value` overrides of these
-defaults (`python -m training.train loss=focal gamma=1`); unknown keys, values of the wrong
-type and values out of range raise `ConfigError` naming the key and the valid choices, before
-any data is loaded or any MLflow run is created.
+defaults (`python -m training.train loss=focal gamma=1`): a key that is a `Config` field sets
+it, a key that is an argument of the chosen loss goes to `loss_args` (also written
+`loss.gamma=1`). Unknown keys, values of the wrong type and values out of range raise
+`ConfigError` naming the key and the valid choices, before any data is loaded or any MLflow
+run is created. This module imports no Keras: `--help` reads it in milliseconds.
 """
 
 from __future__ import annotations
@@ -12,19 +15,12 @@ import dataclasses
 import difflib
 import json
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
-# The loss picks the task: classification losses train `models.small_cnn` on logits,
-# metric-learning losses train `models.embedding_net` on held-out-class retrieval.
-TASKS = {
-    "ce": "classification",
-    "balanced_ce": "classification",
-    "focal": "classification",
-    "triplet": "retrieval",
-    "contrastive": "retrieval",
-}
-MININGS = ("semi-hard", "hard", "all")
-DISTANCES = ("euclidean", "squared", "cosine")
+from training.errors import ConfigError
+from training.keyvalue import pairs
+from training.loss_catalog import catalog, import_plugins, loss_spec
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -33,67 +29,79 @@ STRATEGIES = ("none", "mirrored", "multi_worker")
 # Training-time augmentation policies of models.augment.POLICIES, plus "auto" = per task.
 AUGMENTS = ("auto", "none", "light", "strong")
 AUTO_AUGMENT = {"classification": "none", "retrieval": "strong"}
+# Classification head: "auto" = what the loss's entry asks for (LDAM: cosine), else dense.
+HEADS = ("auto", "dense", "cosine")
+# The validation metric a run is selected on (early stopping, tuning objective), per task.
+SELECTION_METRIC = {"classification": "val/balanced_accuracy", "retrieval": "val/map_at_r"}
+# Keys of configs written before losses owned their hyperparameters (flat fields); a legacy
+# config.json maps those the chosen loss takes into `loss_args` and drops the rest.
+LEGACY_LOSS_KEYS = ("gamma", "alpha", "beta", "margin", "mining", "distance", "soft")
 
 
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the key and the valid choices."""
+def _f(default, doc: str, choices: tuple = ()):
+    """A field with its one-line documentation (and valid choices) for `--help`."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"doc": doc, "choices": choices})
+    return field(default=default, metadata={"doc": doc, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Config:
     # --- what to train -------------------------------------------------------------------
-    loss: str = "ce"  # one of TASKS
-    dataset: str = "digits"  # digits | idx:PATH | a TFDS image-classification name
-    data_dir: str | None = None  # TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)
+    loss: str = _f("ce", "a registered loss name, or module:Class of your own keras Loss")
+    loss_args: dict = _f({}, "the chosen loss's arguments (given as key=value or loss.key=value)")
+    plugins: str | None = _f(None, "comma-separated modules to import first (they register losses)")
+    dataset: str = _f("digits", "digits | idx:PATH (MNIST-format IDX folder) | a TFDS name")
+    data_dir: str | None = _f(None, "TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     # --- optimisation --------------------------------------------------------------------
-    epochs: int = 15
-    batch_size: int = 64  # retrieval: P×K with K = samples_per_class
-    learning_rate: float = 2e-3
-    lr_schedule: str = "cosine"
-    optimizer: str = "adam"
-    l2: float = 0.0  # ridge penalty λ‖w‖² on every kernel
-    seed: int = 0
-    val_fraction: float = 0.1
-    imbalance: float = 1.0  # long-tail ratio IR of the training split; 1 = as shipped
-    # --- loss hyperparameters (only the chosen loss's are used; all are logged) ----------
-    gamma: float = 2.0  # focal
-    alpha: float | None = None  # focal: scalar class weight (None = 1)
-    beta: float | None = None  # balanced_ce: None = inverse frequency, else Cui et al.
-    margin: float | None = None  # triplet (default 0.2) / contrastive (default 1.0)
-    mining: str = "semi-hard"  # triplet
-    distance: str = "euclidean"  # triplet / contrastive
-    soft: bool = False  # triplet: softplus instead of hinge
+    epochs: int = _f(15, "training epochs")
+    batch_size: int = _f(64, "batch size; retrieval: P×K with K = samples_per_class")
+    learning_rate: float = _f(2e-3, "peak learning rate")
+    lr_schedule: str = _f("cosine", "learning-rate schedule (cosine decays to 1 % of the peak)", SCHEDULES)
+    optimizer: str = _f("adam", "optimiser (adamw: weight decay 1e-4; sgd: Nesterov 0.9)", OPTIMIZERS)
+    l2: float = _f(0.0, "ridge penalty λ‖w‖² on every kernel")
+    seed: int = _f(0, "seed of split, initial weights, batch order and augmentation")
+    val_fraction: float = _f(0.1, "stratified share of train held out for validation")
+    imbalance: float = _f(1.0, "long-tail ratio IR of the training split; 1 = as shipped")
+    early_stopping: int = _f(0, "stop after this many epochs without improvement of the task's selection metric; 0 = off")
     # Retrieval: size of a dense projection of the trunk's flattened map; none = no
     # projection, the normalised map is the embedding (1152-d on 28×28). none generalises
     # far better to held-out classes (MNIST p@1 0.981 vs 0.938 with 64; models/heads.py).
-    embedding_dim: int | None = None
+    embedding_dim: int | None = _f(None, "retrieval: dense projection size; none = normalised trunk map")
     # auto = "strong" for retrieval (p@1 +0.03 on held-out classes, models/augment.py),
     # "none" for classification.
-    augment: str = "auto"
+    augment: str = _f("auto", "training augmentation (auto: strong for retrieval, none for classification)", AUGMENTS)
+    head: str = _f("auto", "classification head: dense logits or cosine (normalised features × normalised weights)", HEADS)
     # Retrieval: K of the P×K sampler. 16 so that P = 64 / 16 = 4 fits the 5 training classes
     # of a 10-class dataset; datasets with many classes can use more, smaller groups.
-    samples_per_class: int = 16
+    samples_per_class: int = _f(16, "retrieval: K images per class in a P×K batch")
     # --- compute -------------------------------------------------------------------------
-    precision: str = "float32"
-    jit_compile: str = "auto"
-    strategy: str = "none"
-    devices: int = 0  # mirrored on CPU: split the CPU into N logical devices (0 = off)
+    precision: str = _f("float32", "Keras dtype policy (losses and last layer stay float32)", PRECISIONS)
+    jit_compile: str = _f("auto", "XLA: auto = Keras's choice", JIT_CHOICES)
+    strategy: str = _f("none", "tf.distribute strategy", STRATEGIES)
+    devices: int = _f(0, "mirrored on CPU: split the CPU into N logical devices (0 = off)")
     # --- tracking and outputs ------------------------------------------------------------
-    experiment: str | None = None  # default: "<dataset>-<task>"
-    run_name: str | None = None  # default: "<loss>-seed<seed>"
-    checkpoint_dir: str = "checkpoints"  # per-run folder <checkpoint_dir>/<run_id>/
-    resume: str | None = None  # run id to continue from its last checkpoint
-    landscape: bool = False  # compute the loss landscape at the end of training
-    landscape_points: int = 21  # grid is points × points
-    landscape_examples: int = 512  # fixed training subset the landscape is evaluated on
-    landscape_radius: float = 1.0  # grid half-width, in filter-normalised units
+    experiment: str | None = _f(None, "MLflow experiment (default: <dataset>-<task>)")
+    run_name: str | None = _f(None, "MLflow run name (default: <loss>-seed<seed>)")
+    checkpoint_dir: str = _f("checkpoints", "per-run folder <checkpoint_dir>/<run_id>/ (relative: to the repository root)")
+    resume: str | None = _f(None, "run id to continue from its last checkpoint")
+    system_metrics: bool = _f(False, "log MLflow system metrics (CPU, memory, GPU)")
+    landscape: bool = _f(False, "compute the loss landscape at the end of training")
+    landscape_points: int = _f(21, "landscape grid is points × points")
+    landscape_examples: int = _f(512, "fixed training subset the landscape is evaluated on")
+    landscape_radius: float = _f(1.0, "landscape grid half-width, in filter-normalised units")
 
     def __post_init__(self) -> None:
         _validate(self)
 
     @property
+    def spec(self):
+        """The chosen loss's registry entry (`losses.spec.LossSpec`)."""
+        return loss_spec(self.loss)
+
+    @property
     def task(self) -> str:
-        return TASKS[self.loss]
+        return self.spec.task
 
     @property
     def classes_per_batch(self) -> int:
@@ -104,20 +112,41 @@ class Config:
         """The augmentation policy the model gets ("auto" resolved for the task)."""
         return AUTO_AUGMENT[self.task] if self.augment == "auto" else self.augment
 
-    def resolved_margin(self) -> float:
-        if self.margin is not None:
-            return self.margin
-        return 0.2 if self.loss == "triplet" else 1.0
+    def resolved_head(self) -> str:
+        """dense or cosine (classification); the loss's entry decides under "auto"."""
+        if self.head != "auto":
+            return self.head
+        return "cosine" if self.spec.output == "cosine_logits" else "dense"
+
+    def resolved_loss_args(self) -> dict[str, typing.Any]:
+        """Every argument of the chosen loss: the given ones over the entry's defaults."""
+        return self.spec.resolve(self.loss_args)
 
     def to_dict(self) -> dict[str, typing.Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["loss_args"] = dict(sorted(self.loss_args.items()))
+        return values
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: dict[str, typing.Any]) -> Config:
-        """Build from typed values (e.g. a logged config.json); unknown keys are rejected."""
+        """Build from typed values (e.g. a logged config.json); unknown keys are rejected.
+
+        A config.json of the flat era (`gamma`, `margin`, ... as fields) still loads: the
+        keys the chosen loss takes move into `loss_args`, the others are dropped.
+        """
+        values = dict(values)
+        legacy = {k: values.pop(k) for k in LEGACY_LOSS_KEYS if k in values}
+        if legacy:
+            import_plugins(values.get("plugins"))
+            spec = loss_spec(values.get("loss", "ce"))
+            args = dict(values.get("loss_args") or {})
+            for key, value in legacy.items():
+                if key in spec.arg_names and value is not None:
+                    args.setdefault(key, value)
+            values["loss_args"] = args
         _reject_unknown(values.keys())
         return cls(**values)
 
@@ -130,30 +159,59 @@ def field_names() -> list[str]:
     return [f.name for f in fields(Config)]
 
 
+def config_fields() -> list[dataclasses.Field]:
+    """The fields with their types and docs (what `--help` prints)."""
+    return list(fields(Config))
+
+
 def parse_overrides(args: typing.Iterable[str], base: Config | None = None) -> Config:
-    """`["loss=focal", "gamma=1"]` → Config. Values are parsed by the field's declared type."""
+    """`["loss=focal", "gamma=1"]` → Config. Values are parsed by the field's declared type,
+    loss arguments by their registry entry (so their order on the line does not matter)."""
     types_by_name = typing.get_type_hints(Config)
     changes: dict[str, typing.Any] = {}
-    for arg in args:
-        key, sep, raw = arg.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ConfigError(f"expected key=value, got {arg!r}; valid keys: {', '.join(field_names())}")
-        _reject_unknown([key])
-        changes[key] = _coerce(key, raw.strip(), types_by_name[key])
-    return dataclasses.replace(base or Config(), **changes)
+    pending: dict[str, str] = {}
+    for key, raw in pairs(args, field_names()):
+        if key == "loss_args":
+            raise ConfigError("loss_args is not set directly: pass each argument as key=value")
+        if key.startswith("loss.") or key not in types_by_name:
+            pending[key.removeprefix("loss.")] = raw
+        else:
+            changes[key] = _coerce(key, raw, types_by_name[key])
+    base = base or Config()
+    if "loss" in changes and changes["loss"] != base.loss:
+        changes.setdefault("loss_args", {})  # another loss: the base's arguments do not apply
+    if pending:
+        import_plugins(changes.get("plugins", base.plugins))
+        spec = loss_spec(changes.get("loss", base.loss))
+        loss_args = dict(changes.get("loss_args", base.loss_args))
+        for key, raw in pending.items():
+            if key not in spec.arg_names:
+                raise ConfigError(_unknown_key_message(key, spec))
+            try:
+                loss_args[key] = spec.arg(key).parse(raw)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        changes["loss_args"] = loss_args
+    return dataclasses.replace(base, **changes)
 
 
 # --- parsing ---------------------------------------------------------------------------
+
+
+def _unknown_key_message(key: str, spec=None) -> str:
+    valid = field_names()
+    candidates = valid + list(spec.arg_names if spec else ())
+    close = difflib.get_close_matches(key, candidates, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    takes = f"; {spec.name} takes {', '.join(spec.arg_names) or 'no arguments'}" if spec else ""
+    return f"unknown config key {key!r}{hint}{takes}; valid keys: {', '.join(valid)}"
 
 
 def _reject_unknown(keys: typing.Iterable[str]) -> None:
     valid = field_names()
     for key in keys:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(valid)}")
+            raise ConfigError(_unknown_key_message(key))
 
 
 def _coerce(key: str, raw: str, annotation: typing.Any) -> typing.Any:
@@ -213,17 +271,27 @@ def _check_types(config: Config) -> None:
             raise ConfigError(f"{f.name}={value!r} has the wrong type; expected {names}")
 
 
+def _validate_loss(c: Config):
+    import_plugins(c.plugins)
+    if not c.loss:
+        raise ConfigError(f"loss='' is empty; choose one of: {', '.join(catalog().names())}")
+    spec = loss_spec(c.loss)
+    try:
+        checked = spec.resolve(c.loss_args)
+    except ValueError as exc:
+        unknown = [k for k in c.loss_args if k not in spec.arg_names]
+        raise ConfigError(_unknown_key_message(unknown[0], spec) if unknown else str(exc)) from None
+    # Stored as checked (ints widened to float), only the keys given: defaults stay the entry's.
+    object.__setattr__(c, "loss_args", {k: checked[k] for k in sorted(c.loss_args)})
+    return spec
+
+
 def _validate(c: Config) -> None:
     _check_types(c)
-    _choice("loss", c.loss, TASKS)
-    _choice("mining", c.mining, MININGS)
-    _choice("distance", c.distance, DISTANCES)
-    _choice("optimizer", c.optimizer, OPTIMIZERS)
-    _choice("lr_schedule", c.lr_schedule, SCHEDULES)
-    _choice("precision", c.precision, PRECISIONS)
-    _choice("jit_compile", c.jit_compile, JIT_CHOICES)
-    _choice("strategy", c.strategy, STRATEGIES)
-    _choice("augment", c.augment, AUGMENTS)
+    spec = _validate_loss(c)
+    for f in fields(Config):
+        if f.metadata.get("choices"):
+            _choice(f.name, getattr(c, f.name), f.metadata["choices"])
     if not c.dataset:
         raise ConfigError("dataset='' is empty; use digits, idx:PATH or a TFDS name")
     _range("epochs", c.epochs, c.epochs >= 1, "an integer >= 1")
@@ -233,10 +301,7 @@ def _validate(c: Config) -> None:
     _range("seed", c.seed, c.seed >= 0, "an integer >= 0")
     _range("val_fraction", c.val_fraction, 0 < c.val_fraction < 0.5, "0 < val_fraction < 0.5")
     _range("imbalance", c.imbalance, c.imbalance >= 1, ">= 1 (1 = no imbalance)")
-    _range("gamma", c.gamma, c.gamma >= 0, ">= 0 (0 = cross entropy)")
-    _range("alpha", c.alpha, c.alpha is None or c.alpha > 0, "> 0, or none")
-    _range("beta", c.beta, c.beta is None or 0 <= c.beta < 1, "0 <= beta < 1, or none")
-    _range("margin", c.margin, c.margin is None or c.margin >= 0, ">= 0")
+    _range("early_stopping", c.early_stopping, c.early_stopping >= 0, "an integer >= 0 (0 = off)")
     _range(
         "embedding_dim",
         c.embedding_dim,
@@ -248,7 +313,10 @@ def _validate(c: Config) -> None:
     _range("landscape_points", c.landscape_points, c.landscape_points >= 3, "an integer >= 3")
     _range("landscape_examples", c.landscape_examples, c.landscape_examples >= 8, ">= 8")
     _range("landscape_radius", c.landscape_radius, c.landscape_radius > 0, "> 0")
-    if TASKS[c.loss] == "retrieval":
+    if spec.task == "retrieval" and c.head == "cosine":
+        raise ConfigError("head=cosine is a classification head; retrieval losses take "
+                          "embeddings (head=auto)")
+    if spec.task == "retrieval":
         k = c.samples_per_class
         if c.batch_size % k or c.batch_size // k < 2:
             raise ConfigError(

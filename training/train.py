@@ -1,260 +1,27 @@
-"""The trainer: `train(config) -> results`, read top to bottom; `main()` is the CLI around it.
+"""`python -m training.train key=value ...` (what `make train` runs) and `train(config)`.
 
-    python -m training.train loss=focal gamma=1 epochs=10      (what `make train` runs)
+    python -m training.train loss=focal gamma=1 epochs=10
+    python -m training.train loss=focal --help       # every key, and focal's arguments
 
-Sections: runtime → data → loss/model/optimiser → tracking run → fit → test → artifacts.
-The test split is read once, after training; validation drives nothing but the curves.
+The trainer itself is `training.run.trainer.train`, re-exported here.
 """
 
-from __future__ import annotations
-
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-import keras
-import mlflow
-import numpy as np
+from training.cli import exit_if_help, run_cli
+from training.help import train_help
 
-from training import evaluate, plots, runtime, tracking
-from training.builders import (
-    build_loss,
-    build_model,
-    build_optimizer,
-    build_splits,
-    build_train_data,
-    statistics_metrics,
-)
-from training.callbacks import (
-    Checkpoint,
-    EpochEvaluation,
-    MlflowLogger,
-    StopOnNonFinite,
-    restore_checkpoint,
-    resume_state,
-)
-from training.config import Config
+if __name__ == "__main__":
+    exit_if_help(train_help)  # before the trainer's import below pulls in TensorFlow (~6 s)
 
-
-def train(config: Config, *, parent_run_id: str | None = None) -> dict:
-    """Train one model as `config` says and track it in MLflow. Returns test metrics + run id."""
-    started = time.perf_counter()
-    # --- tracking store: an unreachable server fails here, in seconds, before any work ---
-    tracking.check_reachable(tracking.tracking_uri())
-    strategy = runtime.setup(config)  # first: devices and collectives precede any TF op
-    chief = runtime.is_chief(strategy)  # False only on multi_worker workers other than 0
-
-    # --- data: splits are deterministic in the seed; test is held back until the end ----
-    splits = build_splits(config)
-    # Resume: the run's checkpoint is checked before anything is reopened. Batches depend only
-    # on (seed, epoch), so starting the pipeline at the next epoch replays the uninterrupted run.
-    initial_epoch, history, resume = 0, {}, None
-    if config.resume:
-        ckpt_dir = tracking.checkpoint_dir_of(config.resume, config.checkpoint_dir)
-        resume = resume_state(ckpt_dir, config.resume, config.epochs)
-        initial_epoch, history = resume["epoch"], resume["history"]
-    train_data, steps = build_train_data(config, splits.x_train, splits.y_train, initial_epoch)
-    train_data = runtime.shard_by_data(train_data)  # multi_worker: each its slice of a batch
-
-    # --- loss, model, optimiser ---------------------------------------------------------
-    loss_fn = build_loss(config, splits.y_train, splits.num_classes)
-    with strategy.scope():
-        model = build_model(config, splits.x_train.shape[1:], splits.num_classes)
-        runtime.sync_batch_norm(model, strategy)  # >1 replica: global-batch statistics
-        model.compile(
-            optimizer=build_optimizer(config, steps),
-            loss=loss_fn,
-            metrics=statistics_metrics(loss_fn),
-            jit_compile=runtime.jit_compile(config),
-        )
-        if resume:  # weights, optimizer state and dropout RNG of the last completed epoch
-            restore_checkpoint(model, ckpt_dir, resume)
-
-    # --- multi_worker, not the chief: the same steps, untracked (see training/workers.py) --
-    if not chief:
-        return _fit_as_worker(config, model, train_data, steps, initial_epoch, history)
-
-    with tracking.open_run(config, run_id=config.resume, parent_run_id=parent_run_id) as run:
-        run_id = run.info.run_id
-        if resume:
-            _backfill_metrics(run_id, history)
-            # Params are immutable: keys overridden on resume (e.g. epochs) are recorded here.
-            mlflow.log_text(config.to_json(), f"config.resumed-after-epoch-{initial_epoch}.json")
-            print(f"resuming run {run_id} after epoch {initial_epoch}", flush=True)
-        else:
-            ckpt_dir = Path(config.checkpoint_dir) / run_id  # documented; tagged on the run
-            tracking.log_config(config)
-            tracking.log_dataset(splits)
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
-            model.save_weights(ckpt_dir / "initial.weights.h5")
-            mlflow.set_tag("losslab.checkpoint_dir", str(ckpt_dir.resolve()))
-
-        # --- fit: one line per epoch; val metrics, checkpoint, MLflow log at epoch end ----
-        evaluate_val = _evaluator(config, model, loss_fn, splits.x_val, splits.y_val, splits)
-        model.fit(
-            train_data,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps,  # the pipelines are infinite (epoch e = f(seed, e))
-            callbacks=[
-                StopOnNonFinite(),
-                EpochEvaluation(evaluate_val, history),
-                Checkpoint(ckpt_dir, history, config.seed),
-                MlflowLogger(history),
-            ],
-            shuffle=False,  # the pipeline shuffles (seeded, per epoch)
-            verbose=0,  # EpochEvaluation prints one line per epoch
-        )
-
-        # --- test: read once, here ----------------------------------------------------
-        test = _test_and_figures(config, model, loss_fn, splits, history)
-        tracking.log_metrics({f"test/{k}": v for k, v in test.items()}, step=config.epochs)
-        wall = time.perf_counter() - started
-        tracking.log_metrics({"time/wall_seconds": wall}, step=config.epochs)
-
-        # --- artifacts: weights, model ------------------------------------------------
-        model.save_weights(ckpt_dir / "final.weights.h5")
-        tracking.log_file(ckpt_dir / "initial.weights.h5", "weights")
-        tracking.log_file(ckpt_dir / "final.weights.h5", "weights")
-        _log_model(model, splits.x_test[:4])
-        if config.landscape:
-            from training.landscape import landscape_for_config, log_landscape  # noqa: PLC0415
-
-            initial = _weights_of(model, ckpt_dir / "initial.weights.h5")
-            landscape = landscape_for_config(
-                config, model, loss_fn, initial, splits.x_train, splits.y_train
-            )
-            log_landscape(landscape, title=f"{config.loss} on {config.dataset}")
-
-    _print_summary(config, run, test, wall)
-    return {"run_id": run_id, "experiment_id": run.info.experiment_id, "wall_seconds": wall, **test}
-
-
-# --- helpers of the sections above -------------------------------------------------------
-
-
-def _fit_as_worker(config, model, train_data, steps, initial_epoch, history) -> dict:
-    """A non-chief worker's fit: every step of the chief's (their all-reduces pair up), and
-    StopOnNonFinite (the logged loss is the global one, so all stop together); no tracking,
-    no evaluation. It checkpoints into a temporary folder that is then deleted, as
-    TensorFlow recommends for non-chief workers: only the chief's checkpoint is kept."""
-    with tempfile.TemporaryDirectory(prefix="losslab-worker-") as scratch:
-        model.fit(
-            train_data,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
-            callbacks=[StopOnNonFinite(), Checkpoint(Path(scratch), history, config.seed)],
-            shuffle=False,
-            verbose=0,
-        )
-    return {"run_id": None, "chief": False}
-
-
-def _evaluator(config, model, loss_fn, x, y, splits):
-    if config.task == "classification":
-        return lambda: evaluate.classification_scores(model, loss_fn, x, y, splits.num_classes)[0]
-    return lambda: evaluate.retrieval_scores(model, x, y)[0]
-
-
-def _test_and_figures(config, model, loss_fn, splits, history) -> dict[str, float]:
-    """Test metrics (the only read of the test split) and the run's figures."""
-    x, y = splits.x_test, splits.y_test
-    title = f"{config.loss} on {config.dataset} (seed {config.seed})"
-    tracking.log_figure(plots.loss_curves(history, title), "plots/loss_curves.png")
-    tracking.log_arrays({k: np.asarray(v) for k, v in history.items()}, "plots/history.npz")
-    if config.task == "classification":
-        scores, probs, recall = evaluate.classification_scores(
-            model, loss_fn, x, y, splits.num_classes
-        )
-        scores.update({f"recall_class_{c}": float(r) for c, r in enumerate(recall)})
-        names = splits.class_names[: splits.num_classes]
-        train_counts = np.bincount(splits.y_train, minlength=splits.num_classes)
-        predictions = probs.argmax(axis=1)
-        # Raw test outputs, so reports can redraw reliability diagrams from the store alone.
-        tracking.log_arrays({"probs": probs, "labels": y}, "eval/test_outputs.npz")
-        tracking.log_figure(plots.confusion_matrix(y, predictions, names), "plots/confusion.png")
-        tracking.log_figure(plots.reliability_diagram(probs, y), "plots/reliability.png")
-        tracking.log_figure(
-            plots.per_class_recall(recall, train_counts, names), "plots/per_class_recall.png"
-        )
-        return scores
-    scores, embeddings = evaluate.retrieval_scores(model, x, y)
-    names = [str(c) for c in range(int(y.max()) + 1)]
-    tracking.log_figure(plots.embedding_projection(embeddings, y, names), "plots/embeddings.png")
-    tracking.log_figure(plots.neighbour_grid(x, embeddings, y), "plots/neighbours.png")
-    return scores
-
-
-def _log_model(model, example: np.ndarray) -> None:
-    """The inference model as an MLflow Keras model with signature and input example.
-
-    Logged uncompiled (a clone with the trained weights): a compiled model's file names our
-    loss class, and Keras deserialises only built-in classes unless `losses` was imported, so
-    `mlflow.keras.load_model` would fail in a plain Python. The loss is in the run's params;
-    the compiled model with optimizer state is the checkpoint `last.keras`.
-
-    Saved locally then uploaded: `mlflow.keras.log_model(..., input_example=...)` in MLflow
-    3.17 writes the example before creating the model folder (FileNotFoundError).
-    """
-    from mlflow.models import infer_signature  # noqa: PLC0415
-
-    # from_config, not clone_model: Keras 3's clone_model re-compiles a compiled model.
-    inference = type(model).from_config(model.get_config())
-    inference.set_weights(model.get_weights())
-    model = inference
-    signature = infer_signature(example, evaluate.predict(model, example))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model"
-        path.mkdir()
-        # Explicit requirements: MLflow's inference re-imports the model in a subprocess (slow,
-        # and it fails on our registered losses). The model needs keras and its backend only.
-        import tensorflow as tf  # noqa: PLC0415
-
-        requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
-        mlflow.keras.save_model(
-            model,
-            str(path),
-            signature=signature,
-            input_example=example,
-            pip_requirements=requirements,
-        )
-        mlflow.log_artifacts(str(path), "model")
-
-
-def _backfill_metrics(run_id: str, history: dict[str, list[float]]) -> None:
-    """Log epochs the checkpoint has but MLflow lacks (crash between checkpoint and log)."""
-    logged = mlflow.MlflowClient().get_metric_history(run_id, "train/loss")
-    last_logged = max((m.step for m in logged), default=0)
-    for epoch in range(last_logged, len(history.get("train/loss", []))):
-        tracking.log_metrics({k: v[epoch] for k, v in history.items()}, step=epoch + 1)
-
-
-def _weights_of(model, path: Path) -> list[np.ndarray]:
-    """The weights stored in `path`, leaving the model's current weights in place."""
-    current = model.get_weights()
-    model.load_weights(path)
-    stored = model.get_weights()
-    model.set_weights(current)
-    return stored
-
-
-def _print_summary(config: Config, run, test: dict[str, float], wall: float) -> None:
-    shown = {k: v for k, v in test.items() if not k.startswith("recall_class_")}
-    width = max(len(k) for k in shown)
-    print(f"\n{config.loss} on {config.dataset}: test metrics ({wall:.1f} s)")
-    for key, value in shown.items():
-        print(f"  {key:<{width}}  {value:.4f}")
-    print(f"run {run.info.run_id} in experiment {tracking.experiment_name(config)!r}")
-    print(f"tracking store: {tracking.tracking_uri()}   (open it with: make ui)")
+from training.run.trainer import train  # noqa: E402 (after the --help exit above)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.cli import run_cli  # noqa: PLC0415
+    return run_cli(train, sys.argv[1:] if argv is None else argv, help_text=train_help)
 
-    return run_cli(train, sys.argv[1:] if argv is None else argv)
 
+__all__ = ["main", "train"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -100,7 +100,7 @@ def test_augmented_models_reload_in_safe_mode_and_infer_unchanged(tmp_path, buil
     again = keras.saving.load_model(path, safe_mode=True)
     first = np.asarray(model(x, training=False))
     np.testing.assert_allclose(np.asarray(again(x, training=False)), first, atol=1e-6)
-    # Inference (training=False, as predict/evaluate and training.evaluate call it) has no
+    # Inference (training=False, as predict/evaluate and training.run.evaluate call it) has no
     # augmentation: repeated calls and Keras's predict agree exactly.
     np.testing.assert_array_equal(np.asarray(model(x, training=False)), first)
     np.testing.assert_allclose(model.predict(x, verbose=0), first, atol=1e-6)

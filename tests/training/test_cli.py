@@ -53,7 +53,7 @@ def test_resume_of_a_run_without_config_json(mlflow_store):
 
 
 def test_exit_codes_of_interrupts_and_sigterm_handler_restored(capsys):
-    from training.tracking import RunKilled
+    from training.run.tracking import RunKilled
 
     def interrupted(config):
         raise KeyboardInterrupt

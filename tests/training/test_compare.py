@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from training import compare as compare_module
+from training.study import compare as compare_module
 from training.compare import VARIANTS, child_configs, parse_settings
 from training.config import ConfigError
 

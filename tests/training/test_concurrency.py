@@ -1,7 +1,7 @@
 """Four trainings started at once on one fresh SQLite store all finish with full histories.
 
 SQLite allows one writer at a time: processes that create the schema, the experiment or write
-metrics together see "database is locked". `training.tracking` serialises schema/experiment
+metrics together see "database is locked". `training.run.tracking` serialises schema/experiment
 creation with a file lock and retries locked writes; this test is the proof.
 """
 

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from training import workers
+from training.run import workers
 
 # Runs in a fresh interpreter with the CPU split in two; prints one JSON line.
 MIRRORED_SCRIPT = r"""
 import json, sys
 import keras, numpy as np, tensorflow as tf
-from training import evaluate, runtime
-from training.builders import build_loss, build_model, build_optimizer, build_train_data
+from training.run import evaluate, runtime
+from training.run.builders import build_loss, build_model, build_optimizer, build_train_data
 from training.config import Config, ConfigError
 from training.data import load_splits
 from training.train import train
@@ -231,7 +231,7 @@ def test_two_workers_leave_one_run_and_resume(tmp_path, mlflow_store):
     one checkpoint folder; then the same 2 workers resume that run for one more epoch."""
     ck = tmp_path / "ck"
     env = {"MLFLOW_TRACKING_URI": mlflow_store, "TMPDIR": str(tmp_path)}
-    base = [sys.executable, "-m", "training.workers", "--workers", "2", "--timeout", "500", "--"]
+    base = [sys.executable, "-m", "training.run.workers", "--workers", "2", "--timeout", "500", "--"]
     proc = _run([*base, "dataset=digits", "epochs=1", f"checkpoint_dir={ck}"], env, 540)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "[worker 1]" in proc.stdout and "[worker 0] epoch 1/1" in proc.stdout

@@ -19,7 +19,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from training.callbacks import StopOnNonFinite
+from training.run.callbacks import StopOnNonFinite
 from training.cli import run_cli
 from training.train import train
 
@@ -141,7 +141,7 @@ def test_unreachable_store_fails_fast_before_any_work(monkeypatch, silent_server
     def no_data(*args, **kwargs):
         raise AssertionError("data was loaded although the tracking store is unreachable")
 
-    monkeypatch.setattr("training.train.build_splits", no_data)
+    monkeypatch.setattr("training.run.trainer.build_splits", no_data)
     for uri in (f"http://127.0.0.1:{_closed_port()}", f"http://127.0.0.1:{silent_server.port}"):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         started = time.monotonic()
@@ -241,7 +241,7 @@ def test_sigint_and_sigterm_keep_the_checkpoint_and_close_killed(tmp_path):
 
 def test_signals_held_defers_a_signal_until_the_block_ends():
     """A SIGTERM inside the block (the checkpoint's two renames) runs its handler only after."""
-    from training.callbacks import _signals_held
+    from training.run.callbacks import _signals_held
 
     seen = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import runtime
-from training.builders import build_loss, build_model, build_optimizer
+from training.run import runtime
+from training.run.builders import build_loss, build_model, build_optimizer
 from training.config import PRECISIONS, TASKS, Config
 
 B, K, C = 16, 4, 10  # batch, images per class (P×K layout for metric losses), classes

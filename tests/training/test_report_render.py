@@ -12,8 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from training.report import figures, render
-from training.report.collect import ChildRun, CompareRuns
-from training.report.summary import METRICS, Stat, winners
+from training.study.report.collect import ChildRun, CompareRuns
+from training.study.report.summary import METRICS, Stat, winners
 
 
 def _row(**means):

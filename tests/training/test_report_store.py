@@ -12,8 +12,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from training import compare as compare_module
-from training import tracking
+from training.study import compare as compare_module
+from training.run import tracking
 from training.compare import CompareIncomplete, parse_settings
 from training.data import DataError
 from training.landscape import Landscape, log_landscape
@@ -72,7 +72,7 @@ def fake_compare(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.chdir(folder)
-        patch.setattr("training.train.train", fake_train)
+        patch.setattr("training.run.trainer.train", fake_train)
         mlflow.set_tracking_uri(uri)
         settings = parse_settings(["losses=ce,focal", "seeds=3", "epochs=2", "landscape=true",
                                    "experiment=compare-fake"])
@@ -161,7 +161,7 @@ def test_all_children_failing_reraises_the_first_error(fake_compare, monkeypatch
     def no_data(config, *, parent_run_id=None):
         raise DataError(f"dataset {config.dataset!r} cannot be loaded")
 
-    monkeypatch.setattr("training.train.train", no_data)
+    monkeypatch.setattr("training.run.trainer.train", no_data)
     assert compare_module.main(["losses=ce", "seeds=2", "experiment=compare-broken"]) == 2
     assert "cannot be loaded" in capsys.readouterr().err
     client = fake_compare["client"]

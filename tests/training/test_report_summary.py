@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from training.report.summary import Stat, clear_winner, tail_classes, tail_recall
+from training.study.report.summary import Stat, clear_winner, tail_classes, tail_recall
 
 
 def stat(mean, std, n=3):

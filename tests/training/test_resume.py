@@ -14,7 +14,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from training.callbacks import MlflowLogger, restore_checkpoint, seed_generator_states
+from training.run.callbacks import MlflowLogger, restore_checkpoint, seed_generator_states
 from training.config import ConfigError
 from training.train import train
 
@@ -49,7 +49,7 @@ def _interrupt_logging_at(monkeypatch, epoch_index) -> dict:
 def _assert_restores(config, ckpt: Path, captured: dict) -> None:
     """A model rebuilt from the config and restored equals the model that was checkpointed:
     weights, BatchNorm statistics, dropout seed-generator state, optimizer step and moments."""
-    from training.builders import build_loss, build_model, build_optimizer
+    from training.run.builders import build_loss, build_model, build_optimizer
     from training.data import load_splits
 
     splits = load_splits(config.dataset, config.task, seed=config.seed)

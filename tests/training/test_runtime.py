@@ -1,4 +1,4 @@
-"""training.runtime: setup order and errors, jit_compile, batch splits, BatchNorm sync."""
+"""training.run.runtime: setup order and errors, jit_compile, batch splits, BatchNorm sync."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from models import embedding_net, small_cnn
-from training import runtime
+from training.run import runtime
 from training.config import Config, ConfigError
 from training.data import classification_dataset
 
@@ -52,7 +52,7 @@ def test_devices_only_with_mirrored(strategy):
 
 def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ConfigError, match="TF_CONFIG.*python -m training.workers"):
+    with pytest.raises(ConfigError, match="TF_CONFIG.*python -m training.run.workers"):
         runtime.setup(Config(strategy="multi_worker"))
 
 

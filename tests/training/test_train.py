@@ -103,7 +103,7 @@ def test_logged_model_reloads_without_custom_objects(tiny, mlflow_store, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("False")  # our loss package was never imported
     # Same outputs as the trained weights, rebuilt here from the run's final weight file.
-    from training.builders import build_model
+    from training.run.builders import build_model
 
     reference = build_model(config, (8, 8, 1), 10)
     weights = mlflow.artifacts.download_artifacts(

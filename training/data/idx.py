@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.errors import DataError
+from training.errors import DataError
 
 IMAGES_MAGIC = 0x00000803  # ubyte, 3 dims
 LABELS_MAGIC = 0x00000801  # ubyte, 1 dim

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import idx
-from training.data.errors import DataError
+from training.errors import DataError
 
 # Offline-friendly names shown in messages; TFDS names that are image classification.
 KNOWN_TFDS = ("mnist", "fashion_mnist", "kmnist", "emnist", "cifar10", "cifar100", "svhn_cropped")

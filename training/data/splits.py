@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from training.data.errors import DataError
 from training.data.sources import Source, load_source
+from training.errors import DataError
 
 TEST_FRACTION = 0.2
 MIN_RETRIEVAL_CLASSES = 4  # two training classes for positives/negatives, two to query

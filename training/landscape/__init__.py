@@ -5,8 +5,10 @@ References: Goodfellow, Vinyals, Saxe, ICLR 2015 (arXiv:1412.6544); Li, Xu, Tayl
 Goldstein, NeurIPS 2018 (arXiv:1712.09913). CLI: ``python -m training.landscape run=<run_id>``.
 """
 
+import training.quiet  # noqa: F401 (TensorFlow, imported quietly before Keras is)
 from training.landscape.directions import filter_normalized_direction
 from training.landscape.evaluate import LossOnData, line_profile, sharpness, surface
+from training.landscape.from_run import landscape_for_config, landscape_of_run
 from training.landscape.landscape import Landscape, compute_landscape
 from training.landscape.plots import figures, side_by_side
 from training.landscape.tracking import log_landscape
@@ -17,6 +19,8 @@ __all__ = [
     "compute_landscape",
     "figures",
     "filter_normalized_direction",
+    "landscape_for_config",
+    "landscape_of_run",
     "line_profile",
     "log_landscape",
     "sharpness",

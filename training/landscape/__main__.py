@@ -13,8 +13,19 @@ from __future__ import annotations
 
 import sys
 
-# key -> type; all optional except run.
-ARGUMENTS = {"run": str, "points": int, "examples": int, "radius": float, "seed": int}
+from training.cli import EXIT_BAD_INPUT, wants_help
+from training.errors import ConfigError
+from training.help import keys_help
+from training.keyvalue import Key, parse_keys
+
+# None = the run's own landscape_* config value.
+KEYS = (
+    Key("run", str, "", "the run id", required=True),
+    Key("points", int, None, "grid points per axis (default: the run's landscape_points)"),
+    Key("examples", int, None, "training subset size (default: the run's landscape_examples)"),
+    Key("radius", float, None, "grid half-width (default: the run's landscape_radius)"),
+    Key("seed", int, 0, "seed of the directions and the data subset"),
+)
 USAGE = (
     "usage: python -m training.landscape run=<run_id> "
     "[points=21 examples=512 radius=1.0 seed=0]"
@@ -22,33 +33,27 @@ USAGE = (
 
 
 def parse(argv: list[str]) -> dict:
-    """``key=value`` words → typed dict; ValueError naming the bad word and the valid keys."""
-    values: dict = {}
-    for word in argv:
-        key, sep, raw = word.partition("=")
-        if not sep or key not in ARGUMENTS:
-            raise ValueError(f"unknown argument {word!r}; valid keys: {', '.join(ARGUMENTS)}")
-        try:
-            values[key] = ARGUMENTS[key](raw)
-        except ValueError:
-            raise ValueError(f"{key} must be {ARGUMENTS[key].__name__}, got {raw!r}") from None
-    if not values.get("run"):
-        raise ValueError("run=<run_id> is required")
-    return values
+    """``key=value`` words → typed dict (unset optional keys dropped); ConfigError."""
+    values = parse_keys(argv, KEYS)
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(keys_help(USAGE, KEYS))
+        return 0
     try:
-        args = parse(sys.argv[1:] if argv is None else argv)
-    except ValueError as exc:
+        args = parse(argv)
+    except ConfigError as exc:
         print(f"error: {exc}\n{USAGE}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     import time  # noqa: PLC0415
 
     import mlflow  # noqa: PLC0415
 
     from training.landscape.from_run import landscape_of_run  # noqa: PLC0415
-    from training.tracking import tracking_uri  # noqa: PLC0415
+    from training.run.tracking import tracking_uri  # noqa: PLC0415
 
     mlflow.set_tracking_uri(tracking_uri())
     started = time.perf_counter()

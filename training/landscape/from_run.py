@@ -18,8 +18,10 @@ import keras
 import mlflow
 import numpy as np
 
+from training.config import Config
 from training.landscape.landscape import Landscape, compute_landscape
 from training.landscape.tracking import log_landscape
+from training.run.builders import build_loss, build_model, build_splits
 
 
 def landscape_subset(
@@ -95,8 +97,6 @@ def landscape_of_run(
 
     Uses the current MLflow tracking URI. Returns the ``Landscape``.
     """
-    from training.builders import build_loss, build_model, build_splits  # noqa: PLC0415
-    from training.config import Config  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as folder:
         local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.json",

@@ -1,6 +1,6 @@
 """Start N local `tf.distribute` workers on loopback: one multi-worker training, one MLflow run.
 
-    python -m training.workers --workers 2 -- loss=ce epochs=5     (what `make workers` runs)
+    python -m training.run.workers workers=2 loss=ce epochs=5     (what `make workers` runs)
 
 Each worker is `python -m training.train strategy=multi_worker <args>` in its own process with
 its own `TF_CONFIG`: the same cluster (N free ports on 127.0.0.1) and its own task index.
@@ -19,7 +19,6 @@ hosts (see `tf_config`).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -29,6 +28,11 @@ import subprocess
 import sys
 import threading
 import time
+
+from training.cli import wants_help
+from training.errors import ConfigError
+from training.help import keys_help
+from training.keyvalue import Key, parse_keys
 
 GRACE_SECONDS = 20  # after SIGTERM, before SIGKILL: lets the chief close its MLflow run
 
@@ -143,20 +147,27 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             proc.wait()
 
 
+KEYS = (
+    Key("workers", int, 2, "number of local worker processes (>= 1)"),
+    Key("timeout", float, 0.0, "seconds before every worker is stopped; 0 = no limit"),
+)
+USAGE = ("usage: python -m training.run.workers [workers=2] [timeout=0] [training key=value ...]"
+         "   (make workers WORKERS=2 LOSS=ce)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.workers",
-        description="Run one multi-worker training on N local processes (loopback).",
-        epilog="example: python -m training.workers --workers 2 -- loss=ce epochs=5",
-    )
-    parser.add_argument("--workers", type=int, default=2, help="number of workers (>= 1)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds; default: none")
-    parser.add_argument("train_args", nargs="*", help="key=value overrides for training.train")
-    args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"--workers={args.workers}: need at least 1")
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(keys_help(USAGE, KEYS) + "\n  (every other key goes to python -m training.train)")
+        return 0
+    own = {k.name for k in KEYS}
+    mine = [w for w in argv if w.partition("=")[0].strip() in own]
+    train_args = [w for w in argv if w not in mine]
     try:
-        return launch(args.train_args, args.workers, timeout=args.timeout)
+        args = parse_keys(mine, KEYS)
+        if args["workers"] < 1:
+            raise ConfigError(f"workers={args['workers']} is out of range; valid: an integer >= 1")
+        return launch(train_args, args["workers"], timeout=args["timeout"] or None)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

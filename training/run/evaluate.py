@@ -5,8 +5,10 @@ Both return plain floats (for logging) plus the raw outputs the figures need.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
+from losses import ProxyHead
 from training.metrics import classification_metrics, retrieval_metrics
 
 # Large batches: evaluation has no gradients, so memory per example is small.
@@ -28,18 +30,34 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def regularization_penalty(model) -> float:
+    """Σ model.losses at the current weights: the L2 term Keras adds to the training loss."""
+    return float(sum(np.asarray(keras.ops.convert_to_numpy(t)) for t in model.losses))
+
+
+def embedding_model(model):
+    """The embedding a retrieval model outputs: the input of a proxy head, else the output."""
+    if isinstance(model.layers[-1], ProxyHead):
+        return keras.Model(model.input, model.layers[-1].input)
+    return model
+
+
 def classification_scores(model, loss_fn, x, y, num_classes: int):
     """→ ({loss, accuracy, balanced_accuracy, macro_f1, ece}, probs (N, C), recall (C,)).
 
     The loss is the run's own loss object (e.g. class-weighted), so val/loss is comparable with
-    train/loss; `fit(class_weight=...)` would weight only training.
+    train/loss; `fit(class_weight=...)` would weight only training. Like Keras's train/loss it
+    includes the model's regularisation penalty (λ‖w‖²): both curves are the objective the
+    optimiser minimises. A cosine head's logits are cosines; the probabilities are
+    softmax(scale · cosine) with the loss's `scale` (LDAM, ArcFace), as the loss sees them.
     """
     logits = predict(model, x)
-    probs = softmax(logits)
+    probs = softmax(logits * float(getattr(loss_fn, "scale", 1.0)))
     scores = classification_metrics(probs, y, num_classes)
     recall = np.asarray(scores.pop("recall_per_class"))
     scores = {k: float(v) for k, v in scores.items()}
-    scores["loss"] = float(np.asarray(loss_fn(y.astype("int32"), logits)))
+    data_loss = float(np.asarray(loss_fn(y.astype("int32"), logits)))
+    scores["loss"] = data_loss + regularization_penalty(model)
     return scores, probs, recall
 
 

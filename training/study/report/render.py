@@ -8,7 +8,7 @@ import csv
 import io
 import math
 
-from training.report.summary import METRICS, TAIL_SHARE, Stat
+from training.study.report.summary import METRICS, TAIL_SHARE, Stat
 
 TASK_NOTES = {
     "classification": "long-tailed training split (IR = {imbalance}); test split as shipped. "

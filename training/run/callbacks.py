@@ -22,8 +22,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training import tracking
 from training.config import ConfigError
+from training.run import tracking
 
 
 class NonFiniteLoss(RuntimeError):
@@ -43,12 +43,21 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class EpochEvaluation(keras.callbacks.Callback):
-    """Appends this epoch's train/… and val/… values to `history` (lists indexed by epoch)."""
+    """Appends this epoch's train/… and val/… values to `history` (lists indexed by epoch)
+    and puts the val metrics into Keras's `logs` as `val_<name>`, so that `History`,
+    `EarlyStopping`, `ReduceLROnPlateau` and `ModelCheckpoint(monitor=...)` placed after it
+    see them. `print_lines`: one line per epoch (when Keras's progress bar is off)."""
 
-    def __init__(self, evaluate_val: Callable[[], dict], history: dict[str, list[float]]):
+    def __init__(
+        self,
+        evaluate_val: Callable[[], dict],
+        history: dict[str, list[float]],
+        print_lines: bool = True,
+    ):
         super().__init__()
         self._evaluate_val = evaluate_val
         self.history = history
+        self.print_lines = print_lines
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
@@ -61,11 +70,15 @@ class EpochEvaluation(keras.callbacks.Callback):
             if key in logs:
                 values[f"train/{key}"] = float(logs[key])
         values["train/lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        values.update({f"val/{k}": v for k, v in self._evaluate_val().items()})
+        val = self._evaluate_val()
+        values.update({f"val/{k}": v for k, v in val.items()})
+        logs.update({f"val_{k}": v for k, v in val.items()})  # same dict the later callbacks get
         for key, value in values.items():
             self.history.setdefault(key, []).append(value)
-        shown = "  ".join(f"{k}={v:.4f}" for k, v in values.items() if k != "train/lr")
-        print(f"epoch {epoch + 1}/{self.params['epochs']} ({seconds:.1f} s): {shown}", flush=True)
+        if self.print_lines:
+            shown = "  ".join(f"{k}={v:.4f}" for k, v in values.items() if k != "train/lr")
+            total = self.params["epochs"]
+            print(f"epoch {epoch + 1}/{total} ({seconds:.1f} s): {shown}", flush=True)
 
 
 class Checkpoint(keras.callbacks.Callback):

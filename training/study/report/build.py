@@ -13,8 +13,8 @@ import mlflow
 import numpy as np
 from matplotlib.figure import Figure
 
-from training.report import figures, render
-from training.report.collect import (
+from training.study.report import figures, render
+from training.study.report.collect import (
     CompareRuns,
     ReportError,
     collect,
@@ -22,7 +22,7 @@ from training.report.collect import (
     load_test_outputs,
     metric_history,
 )
-from training.report.summary import Stat, recall_per_class, summarize, winners
+from training.study.report.summary import Stat, recall_per_class, summarize, winners
 
 # Per-epoch curves drawn per task (what `train` logs at step = epoch).
 CURVES = {

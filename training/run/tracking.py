@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 import urllib.error
 import urllib.request
 import warnings
@@ -29,17 +30,16 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
 from training.config import Config, ConfigError
+from training.errors import RunKilled, TrackingError
+from training.tags import CHECKPOINT_TAG, ERROR_TAG
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_URI = f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
 
 
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used (unreachable server, unusable URI)."""
-
-
-class RunKilled(BaseException):
-    """Raised inside training on SIGTERM so that the run is closed as KILLED."""
+# MLflow 3's UI opens an experiment of this kind in its model-training view (runs, metrics,
+# models) instead of the GenAI view (traces, judges, prompts).
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 # --- where runs go ---------------------------------------------------------------------
@@ -122,7 +122,7 @@ def logged_config(run_id: str) -> dict:
 def checkpoint_dir_of(run_id: str, checkpoint_root: str | Path) -> Path:
     """Where a run's checkpoints are: its `losslab.checkpoint_dir` tag, else root/run_id."""
     tags = _existing_run(run_id).data.tags
-    return Path(tags.get("losslab.checkpoint_dir") or Path(checkpoint_root) / run_id)
+    return Path(tags.get(CHECKPOINT_TAG) or Path(checkpoint_root) / run_id)
 
 
 # --- opening and closing a run ---------------------------------------------------------
@@ -139,18 +139,30 @@ def ensure_experiment(name: str, uri: str) -> str:
         client = mlflow.MlflowClient()
         existing = client.get_experiment_by_name(name)
         if existing is not None:
+            if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG,
+                                          EXPERIMENT_KIND)
             return existing.experiment_id
         location = None
         if uri.startswith("sqlite:///"):
             db = Path(uri.removeprefix("sqlite:///").split("?")[0]).resolve()
             safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
             location = (db.parent / "mlruns" / safe).as_uri()
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
 
 
 @contextlib.contextmanager
-def open_run(config: Config, *, run_id: str | None = None, parent_run_id: str | None = None):
-    """Start (or resume) a run; it ends FINISHED, FAILED (error tagged) or KILLED.
+def open_run(
+    config: Config,
+    *,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+):
+    """Start (or resume) a run with `tags`; it ends FINISHED, FAILED (error tagged) or KILLED.
+    `config.system_metrics` turns on MLflow's system metrics (CPU, memory, GPU).
 
     The run is always closed, whatever happens inside: a crashed training never leaves a
     run in RUNNING state.
@@ -165,6 +177,8 @@ def open_run(config: Config, *, run_id: str | None = None, parent_run_id: str | 
         run_name=None if run_id else (config.run_name or f"{config.loss}-seed{config.seed}"),
         parent_run_id=parent_run_id,
         nested=parent_run_id is not None,
+        tags=tags,
+        log_system_metrics=config.system_metrics,
     )
     try:
         yield run
@@ -175,7 +189,7 @@ def open_run(config: Config, *, run_id: str | None = None, parent_run_id: str | 
         raise
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}"[:5000]  # MLflow caps tag values at 8,000
-        _retry(lambda: mlflow.set_tag("losslab.error", reason))
+        _retry(lambda: mlflow.set_tag(ERROR_TAG, reason))
         _retry(lambda: mlflow.end_run("FAILED"))
         _mark(exc, run, "FAILED")
         raise
@@ -204,29 +218,39 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
-def log_config(config: Config) -> None:
-    """Params = the whole resolved config (None as "none"); tags = provenance."""
-    params = {k: "none" if v is None else v for k, v in config.to_dict().items()}
-    mlflow.log_params(params)
-    mlflow.log_text(config.to_json(), "config.json")
+def run_params(config: Config) -> dict[str, typing.Any]:
+    """A run's params: every config field but `loss_args`, and the chosen loss's arguments
+    (given ones over the entry's defaults) as `loss.<arg>`; None as "none"."""
+    values = {k: v for k, v in config.to_dict().items() if k != "loss_args"}
+    values.update({f"loss.{k}": v for k, v in config.resolved_loss_args().items()})
+    return {k: "none" if v is None else v for k, v in values.items()}
+
+
+def run_tags(config: Config) -> dict[str, str]:
+    """Our tags, all under `losslab.`, set when the run starts. MLflow sets its own
+    `mlflow.source.git.commit`; `losslab.git_dirty` ignores files the project writes itself
+    (the store, its lock, checkpoints: they are git-ignored)."""
     import tensorflow as tf  # noqa: PLC0415 (heavy; only its version is needed)
 
-    commit = _git("rev-parse", "HEAD")
     dirty = _git("status", "--porcelain")
-    mlflow.set_tags(
-        {
-            "task": config.task,
-            "dataset": config.dataset,
-            "loss": config.loss,
-            "mlflow.source.git.commit": commit or "unknown",
-            "git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
-            "version.tensorflow": tf.__version__,
-            "version.keras": keras.__version__,
-            "version.mlflow": mlflow.__version__,
-            "version.python": sys.version.split()[0],
-            "keras_backend": keras.backend.backend(),
-        }
-    )
+    return {
+        "losslab.task": config.task,
+        "losslab.dataset": config.dataset,
+        "losslab.loss": config.loss,
+        "losslab.loss_class": config.spec.import_path,
+        "losslab.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
+        "losslab.version.tensorflow": tf.__version__,
+        "losslab.version.keras": keras.__version__,
+        "losslab.version.mlflow": mlflow.__version__,
+        "losslab.version.python": sys.version.split()[0],
+        "losslab.keras_backend": keras.backend.backend(),
+    }
+
+
+def log_config(config: Config) -> None:
+    """Params (see `run_params`) and the resolved config as `config.json`."""
+    mlflow.log_params(run_params(config))
+    mlflow.log_text(config.to_json(), "config.json")
 
 
 def log_dataset(splits) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from training.compare import COMPARE_TAG, VARIANTS, variant_of
+from training.loss_catalog import catalog
+from training.tags import COMPARE_TAG, ERROR_TAG
 
 
 class ReportError(ValueError):
@@ -122,8 +123,23 @@ def collect(client: mlflow.MlflowClient, parent_id: str) -> CompareRuns:
 
 
 def _registry_order(variant: str) -> tuple[int, str]:
-    names = list(VARIANTS)
+    names = [s.name for s in catalog().specs()]
     return (names.index(variant) if variant in names else len(names), variant)
+
+
+def variant_of(params: dict[str, str]) -> str | None:
+    """The compare variant of a run: its `loss` param (a registry name or import path). A run
+    of the flat-params era (`loss=triplet`, `mining=hard`) maps to the preset that fixes those
+    arguments (`triplet_hard`)."""
+    name = params.get("loss")
+    if name is None:
+        return None
+    for preset in catalog().specs():
+        if preset.preset_of == name and preset.fixed and all(
+            params.get(key, params.get(f"loss.{key}")) == str(value) for key, value in preset.fixed
+        ):
+            return preset.name
+    return name
 
 
 def _child(run) -> ChildRun:
@@ -131,12 +147,13 @@ def _child(run) -> ChildRun:
     return ChildRun(
         run_id=run.info.run_id,
         variant=variant_of(params) or params.get("loss", "unknown"),
-        task=run.data.tags.get("task", "unknown"),
+        # "task": the tag's name before our tags moved under losslab. (old stores)
+        task=run.data.tags.get("losslab.task") or run.data.tags.get("task", "unknown"),
         seed=int(params.get("seed", -1)),
         status=run.info.status,
         metrics=dict(run.data.metrics),
         train_counts=_train_counts(run),
-        error=run.data.tags.get("losslab.error"),
+        error=run.data.tags.get(ERROR_TAG),
     )
 
 

@@ -1,0 +1,135 @@
+"""Config → the objects a run trains with: loss, model, optimiser, input pipeline.
+
+The loss and the head it needs come from the loss's registry entry (`losses/catalog.py`), so
+adding a loss adds nothing here; optimisers are one entry of `OPTIMIZERS`.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+import losses
+from models import embedding_net, small_cnn, with_proxies
+from training.config import Config
+from training.data import (
+    Splits,
+    classification_dataset,
+    classification_steps_per_epoch,
+    load_splits,
+    pk_dataset,
+    pk_steps_per_epoch,
+)
+
+# --- data --------------------------------------------------------------------------------
+
+
+def build_splits(config: Config) -> Splits:
+    """The run's train/val/test splits: a pure function of the config (deterministic in seed)."""
+    return load_splits(
+        config.dataset,
+        config.task,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        imbalance=config.imbalance,
+        data_dir=config.data_dir,
+    )
+
+
+# --- losses ------------------------------------------------------------------------------
+
+
+def build_loss(config: Config, y_train: np.ndarray, num_classes: int) -> keras.losses.Loss:
+    """The chosen loss from its registry entry. A loss that needs the training split (class
+    counts, priors) is built from the *training* labels only, never val or test, as a user
+    would at train time."""
+    return config.spec.build(config.loss_args, labels=y_train, num_classes=num_classes)
+
+
+def drw_schedule(config: Config, y_train: np.ndarray, num_classes: int):
+    """Deferred re-weighting (Cao et al. 2019) for a loss whose entry takes `drw`: from the
+    0-based epoch ⌊0.8·epochs⌋ (the 1-based epoch ⌊0.8·epochs⌋ + 1) on, every sample is
+    weighted by its class's Cui et al. weight (β = 0.9999, normalised as
+    `losses.weights_from_labels`). → (start epoch, float32 (C,) weights), or None."""
+    if not config.resolved_loss_args().get("drw", False):
+        return None
+    counts = np.bincount(y_train, minlength=num_classes)
+    weights = np.asarray(losses.drw_weights(counts, beta=DRW_BETA), np.float32)
+    return int(np.floor(0.8 * config.epochs)), weights
+
+
+DRW_BETA = 0.9999  # Cao et al.'s re-weighting β
+
+
+def statistics_metrics(loss) -> list:
+    """Mining statistics of a metric loss as Keras metrics (batch means over the epoch)."""
+    if not hasattr(loss, "statistics"):
+        return []
+
+    def metric(key):
+        def fn(y_true, y_pred):
+            return loss.statistics(y_true, y_pred)[key]
+
+        fn.__name__ = key
+        return fn
+
+    return [metric(k) for k in ("active_fraction", "mean_pos_distance", "mean_neg_distance")]
+
+
+# --- model -------------------------------------------------------------------------------
+
+
+def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """The training model for the loss's input (its entry's `output`): a classifier with a
+    dense or cosine head, an embedding net, or an embedding net with class proxies.
+    Augmentation is inside the model (active in `fit` only), seeded with the run's seed."""
+    augment, seed = config.resolved_augment(), config.seed
+    if config.task == "classification":
+        return small_cnn(input_shape, num_classes, l2=config.l2, augment=augment, seed=seed,
+                         head=config.resolved_head())
+    net = embedding_net(
+        input_shape, dim=config.embedding_dim, l2=config.l2, augment=augment, seed=seed
+    )
+    if config.spec.output == "proxy_cosines":
+        return with_proxies(net, num_classes)
+    return net
+
+
+# --- optimiser ---------------------------------------------------------------------------
+
+OPTIMIZERS = {
+    "adam": lambda lr: keras.optimizers.Adam(lr),
+    "adamw": lambda lr: keras.optimizers.AdamW(lr, weight_decay=1e-4),
+    "sgd": lambda lr: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
+}
+
+
+def build_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    lr = config.learning_rate
+    if config.lr_schedule == "cosine":
+        # Decays to 1% of the peak over the whole run; the schedule depends on the optimiser's
+        # iteration count, which a checkpoint restores, so a resumed run continues the curve.
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=config.epochs * steps_per_epoch, alpha=0.01
+        )
+    return OPTIMIZERS[config.optimizer](lr)
+
+
+# --- input pipeline ----------------------------------------------------------------------
+
+
+def build_train_data(config: Config, x: np.ndarray, y: np.ndarray, initial_epoch: int = 0,
+                     reweight=None):
+    """→ (infinite tf.data.Dataset, steps_per_epoch); fit with `steps_per_epoch=steps`.
+
+    Metric losses get P×K batches (every anchor has positives), classification a fresh
+    permutation per epoch; both are pure functions of (seed, epoch), so a resumed run replays
+    the uninterrupted one (`training.data.pipeline`). `reweight`: see `drw_schedule`.
+    """
+    if config.task == "retrieval":
+        p, k = config.classes_per_batch, config.samples_per_class
+        dataset = pk_dataset(x, y, p=p, k=k, seed=config.seed, initial_epoch=initial_epoch)
+        return dataset, pk_steps_per_epoch(y, p, k)
+    dataset = classification_dataset(x, y, config.batch_size, seed=config.seed,
+                                     initial_epoch=initial_epoch, reweight=reweight)
+    return dataset, classification_steps_per_epoch(y, config.batch_size)

@@ -1,0 +1,15 @@
+"""Compare reports rebuilt from the MLflow store alone (`make report`, `training.compare`).
+
+    collect.py  parent and child runs read back from MLflow
+    summary.py  mean ± std over seeds, tail recall, the clear-winner rule
+    render.py   markdown and CSV
+    figures.py  curves, per-class recall, reliability diagrams
+    build.py    build_report (store → Report) and publish (Report → parent run)
+
+CLI: ``python -m training.report experiment=compare-digits [parent=<run_id>]``.
+"""
+
+from training.study.report.build import Report, build_report, publish
+from training.study.report.collect import ReportError, collect, find_parent
+
+__all__ = ["Report", "ReportError", "build_report", "collect", "find_parent", "publish"]

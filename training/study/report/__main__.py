@@ -1,0 +1,69 @@
+"""CLI: rebuild a compare's report and figures from the MLflow store, log them to its parent.
+
+    python -m training.report experiment=compare-digits [parent=<run_id>]
+    make report EXPERIMENT=compare-digits [PARENT=<run_id>]
+
+Without ``parent`` the latest compare parent run of ``experiment`` is used; with neither,
+the latest compare parent run in the store. The store is
+``MLFLOW_TRACKING_URI`` or the project's ``mlflow.db``. Exit codes: 0 done, 2 bad arguments
+or no such compare (the message lists what exists), 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from training.cli import EXIT_BAD_INPUT, wants_help
+from training.errors import ConfigError
+from training.help import keys_help
+from training.keyvalue import Key, parse_keys
+
+KEYS = (
+    Key("experiment", str, "", "experiment of the compare (default: the latest anywhere)"),
+    Key("parent", str, "", "run id of the compare parent (default: the latest)"),
+)
+USAGE = "usage: python -m training.report [experiment=<name>] [parent=<run_id>]"
+
+
+def parse(argv: list[str]) -> dict[str, str]:
+    """``key=value`` words → dict (empty values dropped); ConfigError on a bad word."""
+    return {k: v for k, v in parse_keys(argv, KEYS).items() if v}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(keys_help(USAGE, KEYS))
+        return 0
+    try:
+        args = parse(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}\n{USAGE}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    import mlflow  # noqa: PLC0415 (heavy: after the arguments are checked)
+
+    from training.run.tracking import TrackingError, check_reachable, tracking_uri  # noqa: PLC0415
+    from training.study.report import ReportError, build_report, find_parent, publish  # noqa: PLC0415
+
+    try:
+        uri = tracking_uri()
+        check_reachable(uri)
+        mlflow.set_tracking_uri(uri)
+        client = mlflow.MlflowClient(uri)
+        parent = find_parent(client, args.get("experiment"), args.get("parent"))
+        report = build_report(client, parent)
+        publish(client, report)
+    except (ReportError, TrackingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 (CLI boundary: one readable line)
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(report.markdown)
+    print(f"logged report.md, report.csv and {len(report.figures)} figures to parent run "
+          f"{parent} ({uri})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
