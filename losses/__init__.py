@@ -5,13 +5,17 @@ Importing this package registers the classes with Keras (package "losses"), so m
 compiled with them reload through `keras.saving.load_model` without `custom_objects`.
 """
 
+from .arcface import ArcFaceLoss, arcface_loss
 from .balanced import BalancedCrossentropy, balanced_crossentropy, weights_from_labels
 from .circle import CircleLoss, circle_loss
 from .contrastive import ContrastiveLoss, contrastive_loss
+from .cosface import CosFaceLoss, cosface_loss
 from .crossentropy import Crossentropy
 from .distances import pairwise_distances
 from .focal import FocalLoss, focal_loss
 from .multi_similarity import MultiSimilarityLoss, multi_similarity_loss
+from .proxy_anchor import ProxyAnchorLoss, proxy_anchor_loss
+from .proxy_head import ProxyHead
 from .registry import get, names, register, spec, specs
 from .spec import Arg, LossArgError, LossSpec
 from .supcon import SupConLoss, supcon_loss
@@ -21,22 +25,29 @@ __all__ = [
     "Arg",
     "LossArgError",
     "LossSpec",
+    "ArcFaceLoss",
     "BalancedCrossentropy",
     "CircleLoss",
     "ContrastiveLoss",
+    "CosFaceLoss",
     "Crossentropy",
     "FocalLoss",
     "MultiSimilarityLoss",
+    "ProxyAnchorLoss",
+    "ProxyHead",
     "SupConLoss",
     "TripletLoss",
+    "arcface_loss",
     "balanced_crossentropy",
     "circle_loss",
     "contrastive_loss",
+    "cosface_loss",
     "focal_loss",
     "get",
     "multi_similarity_loss",
     "names",
     "pairwise_distances",
+    "proxy_anchor_loss",
     "register",
     "spec",
     "specs",

@@ -143,3 +143,33 @@ add(LossSpec(
     args=(Arg("temperature", float, 0.1, "softmax temperature τ", low=0.0, low_open=True,
               search=("log", 0.03, 0.5)),),
 ))
+# Proxy-based: the model ends in losses.ProxyHead(C), one learned proxy per training class.
+add(LossSpec(
+    name="arcface", target="losses.arcface:ArcFaceLoss", task="retrieval",
+    output="proxy_cosines",
+    summary="−log softmax(s·z)_y, z_y = cos(θ_y + m) on the cosines to class proxies",
+    reference="Deng et al., CVPR 2019, arXiv:1801.07698",
+    args=(Arg("margin", float, 0.5, "additive angular margin m (radians)", low=0.0,
+              high=3.141592653589793, high_open=True, search=("float", 0.1, 0.8)),  # < π
+          Arg("scale", float, 64.0, "scale s of the cosines", low=0.0, low_open=True,
+              search=("log", 8.0, 64.0))),
+))
+add(LossSpec(
+    name="cosface", target="losses.cosface:CosFaceLoss", task="retrieval",
+    output="proxy_cosines",
+    summary="−log softmax(s·z)_y, z_y = cos θ_y − m on the cosines to class proxies",
+    reference="Wang et al., CVPR 2018, arXiv:1801.09414",
+    args=(Arg("margin", float, 0.35, "additive cosine margin m", low=0.0,
+              search=("float", 0.1, 0.5)),
+          Arg("scale", float, 64.0, "scale s of the cosines", low=0.0, low_open=True,
+              search=("log", 8.0, 64.0))),
+))
+add(LossSpec(
+    name="proxy_anchor", target="losses.proxy_anchor:ProxyAnchorLoss", task="retrieval",
+    output="proxy_cosines",
+    summary="per proxy: log(1 + Σ_pos e^{−α(s − δ)}) + log(1 + Σ_neg e^{α(s + δ)}), batch mean",
+    reference="Kim et al., CVPR 2020, arXiv:2003.13911",
+    args=(Arg("alpha", float, 32.0, "scale α of the similarities", low=0.0, low_open=True,
+              search=("log", 8.0, 64.0)),
+          Arg("delta", float, 0.1, "margin δ", low=0.0, search=("float", 0.0, 0.3))),
+))

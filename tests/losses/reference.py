@@ -254,3 +254,65 @@ def supcon(labels, emb, temperature=0.1):
     """Mean of l_i over the anchors with a positive; 0 if there are none."""
     terms = supcon_terms(labels, emb, temperature)
     return sum(terms.values()) / len(terms) if terms else 0.0
+
+
+# --- proxy-based losses (issue 12): cosines (B, C) to one proxy per class ---------------
+
+
+def proxy_cosines(emb, proxies):
+    """cos(x_i, p_c) for embeddings (B, D) and proxies stored as columns of a (D, C) matrix."""
+    emb, proxies = np.asarray(emb, np.float64), np.asarray(proxies, np.float64)
+    out = np.zeros((len(emb), proxies.shape[1]))
+    for i, x in enumerate(emb):
+        for c in range(proxies.shape[1]):
+            p = proxies[:, c]
+            nx, n_p = math.sqrt(sum(v * v for v in x)), math.sqrt(sum(v * v for v in p))
+            out[i, c] = sum(a * b for a, b in zip(x, p, strict=True)) / (nx * n_p)
+    return out
+
+
+def _scaled_ce(label, z, scale):
+    return -log_softmax([scale * v for v in z])[label]
+
+
+def arcface(labels, cosines, margin=0.5, scale=64.0):
+    """Per sample: CE of scale·z, z_y = cos(θ_y + m) (insightface's fallback past π)."""
+    out = []
+    for y, row in zip(labels, np.asarray(cosines, np.float64), strict=True):
+        z = list(row)
+        c = min(max(z[y], -1.0), 1.0)
+        if c > math.cos(math.pi - margin):
+            z[y] = c * math.cos(margin) - math.sqrt(1.0 - c * c) * math.sin(margin)
+        else:
+            z[y] = c - margin * math.sin(math.pi - margin)
+        out.append(_scaled_ce(y, z, scale))
+    return np.array(out)
+
+
+def cosface(labels, cosines, margin=0.35, scale=64.0):
+    """Per sample: CE of scale·z, z_y = c_y − m."""
+    out = []
+    for y, row in zip(labels, np.asarray(cosines, np.float64), strict=True):
+        z = list(row)
+        z[y] -= margin
+        out.append(_scaled_ce(y, z, scale))
+    return np.array(out)
+
+
+def proxy_anchor(labels, cosines, alpha=32.0, delta=0.1):
+    """The batch's Proxy-Anchor loss (a scalar), proxy by proxy, sample by sample."""
+    cosines = np.asarray(cosines, np.float64)
+    num_proxies = cosines.shape[1]
+    pos_total, neg_total, with_positives = 0.0, 0.0, 0
+    for p in range(num_proxies):
+        pos, neg = [], []
+        for i, y in enumerate(labels):
+            if y == p:
+                pos.append(math.exp(-alpha * (cosines[i, p] - delta)))
+            else:
+                neg.append(math.exp(alpha * (cosines[i, p] + delta)))
+        if pos:
+            with_positives += 1
+            pos_total += math.log(1.0 + sum(pos))
+        neg_total += math.log(1.0 + sum(neg))
+    return pos_total / with_positives + neg_total / num_proxies
