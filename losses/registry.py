@@ -14,6 +14,7 @@ default (bool, int, float, str, or None typed by its annotation).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import typing
 
@@ -98,7 +99,8 @@ def get(name: str, *, labels=None, num_classes=None, **kwargs):
     entry_ = spec(name)
     if entry_.needs == "labels" and labels is not None:
         return entry_.build(kwargs, labels=labels, num_classes=num_classes)
-    return entry_.cls(**{**dict(entry_.fixed), **kwargs})
+    fixed = {k: v for k, v in entry_.fixed if k not in entry_.trainer_fixed}
+    return entry_.cls(**{**fixed, **kwargs})
 
 
 def _from_import_path(path: str) -> LossSpec:
@@ -118,7 +120,8 @@ def _from_import_path(path: str) -> LossSpec:
     task = getattr(cls, "task", "classification")
     if task not in TASKS:
         raise UnknownLoss(f"loss {path!r}: its task={task!r}; valid: {', '.join(TASKS)}")
-    return entry(path, cls, task=task)
+    found = entry(path, cls, task=task)
+    return dataclasses.replace(found, target=path)  # runs record the path they were given
 
 
 def _check_loss_class(cls, name: str) -> None:

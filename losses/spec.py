@@ -156,6 +156,7 @@ class LossSpec:
     preset_of: str | None = None
     fixed: tuple[tuple[str, typing.Any], ...] = ()
     in_compare: bool = True
+    trainer_fixed: tuple[str, ...] = ()  # names in `fixed` that are trainer-only arguments
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -212,12 +213,19 @@ class LossSpec:
             values[key] = self.arg(key).check(value)
         return values
 
+    def settings(self, given: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+        """`resolve(given)` plus the values a preset fixes: everything that defines the run."""
+        return {**self.resolve(given), **dict(self.fixed)}
+
+    def constructor_kwargs(self, given: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+        """`settings(given)` without the trainer-only arguments."""
+        trainer = set(self.trainer_args) | set(self.trainer_fixed)
+        return {k: v for k, v in self.settings(given).items() if k not in trainer}
+
     def build(self, args=None, *, labels=None, num_classes=None):
         """A new loss: `args` checked and completed, preset values applied, trainer-only
         arguments dropped; `from_labels(labels, num_classes)` when the loss needs labels."""
-        values = self.resolve(args or {})
-        kwargs = {k: v for k, v in values.items() if not self.arg(k).trainer}
-        kwargs.update(dict(self.fixed))
+        kwargs = self.constructor_kwargs(args or {})
         if self.needs == "labels":
             if labels is None:
                 raise LossArgError(f"{self.name} is built from the training labels (labels=)")

@@ -119,8 +119,9 @@ class Config:
         return "cosine" if self.spec.output == "cosine_logits" else "dense"
 
     def resolved_loss_args(self) -> dict[str, typing.Any]:
-        """Every argument of the chosen loss: the given ones over the entry's defaults."""
-        return self.spec.resolve(self.loss_args)
+        """Every setting of the chosen loss: the given arguments over the entry's defaults,
+        and the values a preset fixes (`triplet_hard`: mining=hard)."""
+        return self.spec.settings(self.loss_args)
 
     def to_dict(self) -> dict[str, typing.Any]:
         values = dataclasses.asdict(self)

@@ -87,9 +87,13 @@ CONFIG_CASES = [
     (["loss=focal", "gamma=-1"], "gamma=-1.0 is out of range"),
     (["loss=triplet", "margin=-0.5"], "margin=-0.5 is out of range"),
     (["imbalance=0.5"], "imbalance=0.5 is out of range"),
-    (["loss=balanced_ce", "beta=1"], "beta=1.0 is out of range; valid: 0 <= beta < 1"),
+    (["loss=balanced_ce", "beta=1"], "beta=1.0 is out of range; valid: >= 0 and < 1 number, or none"),
     (["loss=balanced_ce", "beta=-0.1"], "beta=-0.1 is out of range"),
-    (["loss=hinge"], "loss='hinge' is not valid; choose one of: ce, balanced_ce, focal"),
+    (["loss=hinge"], "unknown loss 'hinge'; known losses: arcface, balanced_ce, cb_focal, ce"),
+    (["loss=focal", "margin=1"], "unknown config key 'margin'; focal takes gamma, alpha"),
+    (["loss=no_such_module:Loss"], "module 'no_such_module' does not import"),
+    (["loss=json:JSONDecoder"], "is not a keras.losses.Loss subclass"),
+    (["plugins=no_such_plugin"], "plugins='no_such_plugin' does not import"),
 ]
 
 
@@ -129,6 +133,6 @@ def test_real_process_exits_2_with_one_line(mlflow_store, tmp_path):
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
-    assert lines == ["error: gamma=-1.0 is out of range; valid: >= 0 (0 = cross entropy)"]
+    assert lines == ["error: gamma=-1.0 is out of range; valid: >= 0 number"]
     assert "Traceback" not in proc.stderr
     _assert_no_run(mlflow_store)

@@ -12,9 +12,10 @@ import mlflow
 import numpy as np
 import pytest
 
-from training.study import compare as compare_module
-from training.compare import VARIANTS, child_configs, parse_settings
+import losses
+from training.compare import child_configs, parse_settings
 from training.config import ConfigError
+from training.study import compare as compare_module
 
 # --- settings and fairness (no training) -------------------------------------------------
 
@@ -22,8 +23,9 @@ from training.config import ConfigError
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["losses=ce,bogus"], "valid: ce, balanced_ce, focal, triplet, triplet_hard, contrastive"),
-        (["losses="], "unknown loss"),
+        (["losses=ce,bogus"], "unknown loss 'bogus'; known losses: arcface, balanced_ce, "),
+        (["losses="], "names no loss"),
+        (["losses=ce,focal", "margin=1"], "no compared loss takes it (ce takes nothing; focal takes gamma, alpha)"),
         (["loss=focal"], "set per run by the compare"),
         (["seeds=0"], "seeds='0'"),
         (["epochs=0"], "epochs"),
@@ -36,16 +38,22 @@ def test_bad_input_exits_2_naming_the_valid_choices(args, needle, capsys):
 
 
 def test_every_run_shares_split_model_and_schedule_within_a_task():
-    runs = child_configs(parse_settings(["learning_rate=1e-3"]))
-    assert len(runs) == len(VARIANTS) * 3  # default: every variant, seeds 0..2
+    runs = child_configs(parse_settings(["learning_rate=1e-3", "margin=0.3"]))
+    default = [s.name for t in ("classification", "retrieval") for s in losses.specs(t)
+               if s.in_compare]
+    assert len(runs) == len(default) * 3  # default: every registry variant, seeds 0..2
+    assert list(dict.fromkeys(v for v, _ in runs)) == default
     by_task: dict[str, list[dict]] = {}
     for variant, config in runs:
         fields = config.to_dict()
-        assert {k: fields[k] for k in VARIANTS[variant]} == VARIANTS[variant]
+        assert fields["loss"] == variant
         assert fields["experiment"] == "compare-digits"
         assert fields["learning_rate"] == 1e-3
-        # Only the loss and the seed-dependent names may differ inside a task.
-        for key in ("loss", "mining", "seed", "run_name"):
+        # A shared loss argument reaches exactly the losses that take it.
+        takes_margin = "margin" in losses.spec(variant).arg_names
+        assert (fields["loss_args"].get("margin") == 0.3) is takes_margin
+        # Only the loss, its arguments, its head and the seed-dependent names may differ.
+        for key in ("loss", "loss_args", "seed", "run_name"):
             fields.pop(key)
         by_task.setdefault(config.task, []).append(fields)
     for task, configs in by_task.items():

@@ -10,6 +10,7 @@ import pytest
 from training.data import (
     DataError,
     classification_dataset,
+    classification_steps_per_epoch,
     pk_batch_indices,
     pk_dataset,
     pk_steps_per_epoch,
@@ -35,36 +36,59 @@ def one_epoch(ds, n):
 # --- classification_dataset ----------------------------------------------------------------
 
 
-def test_eval_pipeline_keeps_order_and_batch_sizes():
-    x, y = toy()
-    batches = list(classification_dataset(x, y, 32, shuffle=False, seed=0))
-    assert [len(b[1]) for b in batches] == [32, 32, 32, 7]
-    assert batches[0][0].dtype.name == "float32" and batches[0][1].dtype.name == "int32"
-    np.testing.assert_array_equal(one_epoch(batches, 103), np.arange(103))
-    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+def epochs(ds, n, count, batches_per_epoch):
+    """The first `count` epochs of an infinite pipeline, as lists of (ids, labels) batches."""
+    items = list(ds.take(count * batches_per_epoch))
+    return [items[e * batches_per_epoch : (e + 1) * batches_per_epoch] for e in range(count)]
 
 
-def test_train_pipeline_reshuffles_each_epoch_deterministically():
+def test_batches_cover_each_epoch_once_with_a_short_last_batch():
     x, y = toy()
-    ds = classification_dataset(x, y, 16, shuffle=True, seed=3)
-    first, second = one_epoch(ds, 103), one_epoch(ds, 103)
-    assert sorted(first) == list(range(103)) and sorted(second) == list(range(103))
-    assert not np.array_equal(first, second)  # a new order every epoch
-    again = classification_dataset(x, y, 16, shuffle=True, seed=3)
-    np.testing.assert_array_equal(one_epoch(again, 103), first)  # same seed, same orders
-    np.testing.assert_array_equal(one_epoch(again, 103), second)
+    steps = classification_steps_per_epoch(y, 32)
+    assert steps == 4
+    for epoch in epochs(classification_dataset(x, y, 32, seed=0), 103, 2, steps):
+        assert [len(b[1]) for b in epoch] == [32, 32, 32, 7]
+        assert sorted(np.concatenate([ids(b[0], 103) for b in epoch])) == list(range(103))
+    first = next(iter(classification_dataset(x, y, 32, seed=0)))
+    assert first[0].dtype.name == "float32" and first[1].dtype.name == "int32"
+
+
+def test_epoch_order_is_a_function_of_seed_and_epoch_only():
+    """default_rng([seed, e]).permutation(N), cut into batches: by hand, and on resume."""
+    x, y = toy()
+    steps = classification_steps_per_epoch(y, 16)
+    run = epochs(classification_dataset(x, y, 16, seed=3), 103, 3, steps)
+    for e, epoch in enumerate(run):
+        order = np.concatenate([ids(b[0], 103) for b in epoch])
+        np.testing.assert_array_equal(order, np.random.default_rng([3, e]).permutation(103))
+    assert not np.array_equal(*(np.concatenate([ids(b[0], 103) for b in ep]) for ep in run[:2]))
+    resumed = epochs(classification_dataset(x, y, 16, seed=3, initial_epoch=2), 103, 1, steps)[0]
+    for a, b in zip(resumed, run[2], strict=True):
+        np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
 
 
 def test_labels_travel_with_their_images():
     x, y = toy()
-    for xb, yb in classification_dataset(x, y, 10, shuffle=True, seed=0):
+    for xb, yb in classification_dataset(x, y, 10, seed=0).take(11):
         np.testing.assert_array_equal(np.asarray(yb), y[ids(xb, 103)])
+
+
+def test_reweighting_starts_at_its_epoch():
+    """Deferred re-weighting: weights 1 before the start epoch, w[y] from it on."""
+    x, y = toy()
+    w = np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32)
+    steps = classification_steps_per_epoch(y, 50)
+    run = epochs(classification_dataset(x, y, 50, seed=1, reweight=(1, w)), 103, 3, steps)
+    for e, epoch in enumerate(run):
+        for _, yb, wb in epoch:
+            expected = np.ones(len(yb)) if e < 1 else w[np.asarray(yb)]
+            np.testing.assert_array_equal(np.asarray(wb), expected)
 
 
 def test_bad_batch_size():
     x, y = toy()
     with pytest.raises(DataError, match="batch_size must be a positive integer, got 0"):
-        classification_dataset(x, y, 0, shuffle=False, seed=0)
+        classification_dataset(x, y, 0, seed=0)
 
 
 # --- P×K sampler --------------------------------------------------------------------------

@@ -84,11 +84,10 @@ def test_same_seed_same_splits_other_seed_other_splits(digits):
     assert not np.array_equal(other.x_test, digits.x_test)
 
 
-def test_describe_reports_sizes_and_counts(digits):
-    info = digits.describe()
-    assert info["train_size"] == 1293 and info["test_size"] == 360
-    assert info["val_class_counts"] == digits.class_counts("val").tolist()
-    assert info["image_shape"] == [8, 8, 1]
+def test_sizes_and_counts(digits):
+    assert len(digits.y_train) == 1293 and len(digits.y_test) == 360
+    assert digits.class_counts("val").tolist() == np.bincount(digits.y_val, minlength=10).tolist()
+    assert digits.x_train.shape[1:] == (8, 8, 1)
 
 
 def test_imbalance_follows_profile_and_keeps_test(digits):

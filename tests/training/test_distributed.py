@@ -114,7 +114,7 @@ def slice_rows(y_true, y_pred):
 def whole_groups(y_true, y_pred):
     groups = tf.reshape(y_true, (-1, K))  # K-aligned rows of this replica's slice
     return tf.cast(tf.reduce_all(groups == groups[:, :1]), "float32")
-pk = cfg.replace(loss="triplet", batch_size=4 * K, samples_per_class=K, mining="hard",
+pk = cfg.replace(loss="triplet", batch_size=4 * K, samples_per_class=K, loss_args={"mining": "hard"},
                  strategy="mirrored")
 rsplits = load_splits("digits", "retrieval", seed=0)
 with single.scope():
@@ -129,7 +129,7 @@ except ConfigError as exc:
     out["pk_odd_error"] = str(exc)
 
 # --- the trainer itself under strategy=mirrored -------------------------------------------
-result = train(pk.replace(epochs=1, checkpoint_dir=sys.argv[1], mining="semi-hard"))
+result = train(pk.replace(epochs=1, checkpoint_dir=sys.argv[1], loss_args={"mining": "semi-hard"}))
 out["train_run_id"] = result["run_id"]
 print("RESULT " + json.dumps(out))
 """

@@ -19,8 +19,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from training.run.callbacks import StopOnNonFinite
 from training.cli import run_cli
+from training.run.callbacks import StopOnNonFinite
 from training.train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

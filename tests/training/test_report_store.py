@@ -12,13 +12,13 @@ import mlflow
 import numpy as np
 import pytest
 
-from training.study import compare as compare_module
-from training.run import tracking
 from training.compare import CompareIncomplete, parse_settings
 from training.data import DataError
 from training.landscape import Landscape, log_landscape
 from training.report import build_report
 from training.report.__main__ import main as report_main
+from training.run import tracking
+from training.study import compare as compare_module
 
 pytestmark = pytest.mark.slow  # the shared stand-in compare takes 15-50 s (load-dependent)
 
@@ -40,7 +40,7 @@ def fake_train(config, *, parent_run_id=None):
     splits = types.SimpleNamespace(name="digits", x_train=y_train[:, None] * 1.0, y_train=y_train,
                                    x_val=y_small[:, None] * 1.0, y_val=y_small,
                                    x_test=y_small[:, None] * 1.0, y_test=y_small)
-    with tracking.open_run(config, parent_run_id=parent_run_id) as run:
+    with tracking.open_run(config, parent_run_id=parent_run_id, tags=tracking.run_tags(config)) as run:
         tracking.log_config(config)
         tracking.log_dataset(splits)
         for epoch in (1, 2):

@@ -14,8 +14,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from training.run.callbacks import MlflowLogger, restore_checkpoint, seed_generator_states
 from training.config import ConfigError
+from training.run.callbacks import MlflowLogger, restore_checkpoint, seed_generator_states
 from training.train import train
 
 PER_EPOCH = ["train/loss", "train/lr", "val/loss", "val/accuracy", "val/ece"]
@@ -49,8 +49,8 @@ def _interrupt_logging_at(monkeypatch, epoch_index) -> dict:
 def _assert_restores(config, ckpt: Path, captured: dict) -> None:
     """A model rebuilt from the config and restored equals the model that was checkpointed:
     weights, BatchNorm statistics, dropout seed-generator state, optimizer step and moments."""
-    from training.run.builders import build_loss, build_model, build_optimizer
     from training.data import load_splits
+    from training.run.builders import build_loss, build_model, build_optimizer
 
     splits = load_splits(config.dataset, config.task, seed=config.seed)
     keras.utils.set_random_seed(123)  # another construction-time RNG than the run's

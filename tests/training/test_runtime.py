@@ -6,13 +6,14 @@ import json
 import types
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from models import embedding_net, small_cnn
-from training.run import runtime
 from training.config import Config, ConfigError
 from training.data import classification_dataset
+from training.run import runtime
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +108,6 @@ def test_sync_batch_norm_reaches_nested_layers(build):
 
 
 def test_shard_by_data_sets_the_policy():
-    ds = classification_dataset([[0.0]] * 4, [0, 1, 0, 1], 2, shuffle=False, seed=0)
+    ds = classification_dataset(np.zeros((4, 1), "float32"), [0, 1, 0, 1], 2, seed=0)
     policy = runtime.shard_by_data(ds).options().experimental_distribute.auto_shard_policy
     assert policy == tf.data.experimental.AutoShardPolicy.DATA

@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pytest
 
+import losses
 from training.train import train
 
 CLASSIFICATION_METRICS = ["loss", "accuracy", "balanced_accuracy", "macro_f1", "ece"]
@@ -33,9 +34,9 @@ def _artifacts(client, run_id, path=""):
     ("loss", "extra"),
     [
         ("ce", {}),
-        ("balanced_ce", {"imbalance": 5.0, "beta": 0.99}),
-        ("focal", {"gamma": 1.0}),
-        ("triplet", {"mining": "hard"}),
+        ("balanced_ce", {"imbalance": 5.0, "loss_args": {"beta": 0.99}}),
+        ("focal", {"loss_args": {"gamma": 1.0}}),
+        ("triplet", {"loss_args": {"mining": "hard"}}),
         ("contrastive", {}),
     ],
 )
@@ -50,8 +51,14 @@ def test_train_every_loss_leaves_a_complete_run(loss, extra, tiny, mlflow_store)
     store_dir = Path(mlflow_store.removeprefix("sqlite:///")).parent
     assert run.info.artifact_uri.startswith((store_dir / "mlruns").as_uri())
     assert run.data.params["loss"] == loss and run.data.params["epochs"] == "2"
-    assert run.data.tags["task"] == config.task
+    assert run.data.tags["losslab.task"] == config.task
+    assert run.data.tags["losslab.loss_class"] == losses.spec(loss).import_path
     assert "mlflow.source.git.commit" in run.data.tags
+    # Params: the chosen loss's arguments only, as loss.<arg>; no other loss's.
+    loss_params = {k for k in run.data.params if k.startswith("loss.")}
+    assert loss_params == {f"loss.{a}" for a in losses.spec(loss).arg_names}
+    for key, value in extra.get("loss_args", {}).items():
+        assert run.data.params[f"loss.{key}"] == str(value)
     steps = [1, 2]
     metrics = ["train/loss", "train/lr"]
     if config.task == "classification":

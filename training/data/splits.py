@@ -62,20 +62,6 @@ class Splits:
             raise ValueError(f"split must be one of train, val, test; got {split!r}")
         return np.bincount(getattr(self, f"y_{split}"), minlength=len(self.class_names))
 
-    def describe(self) -> dict:
-        """Plain-data summary for dataset lineage (sizes and class counts per split)."""
-        return {
-            "name": self.name,
-            "task": self.task,
-            "image_shape": list(self.x_train.shape[1:]),
-            "num_classes": self.num_classes,
-            "class_names": list(self.class_names),
-            **{f"{s}_size": int(len(getattr(self, f"y_{s}"))) for s in ("train", "val", "test")},
-            **{
-                f"{s}_class_counts": self.class_counts(s).tolist() for s in ("train", "val", "test")
-            },
-        }
-
 
 def long_tail_counts(counts_per_class, imbalance: float) -> np.ndarray:
     """Exponential long-tail profile (Cui et al. 2019; Cao et al. 2019).
