@@ -25,3 +25,10 @@ def test_readme_starts_with_the_two_commands():
     head = (REPO_ROOT / "README.md").read_text().splitlines()[:6]
     assert any(line.startswith("make train") for line in head)
     assert any(line.startswith("make test") for line in head)
+
+
+def test_readme_loss_table_is_the_registry():
+    from training.help import replace_loss_table
+
+    text = (REPO_ROOT / "README.md").read_text()
+    assert replace_loss_table(text) == text, "run: python -m training.help loss-table --write"

@@ -1,0 +1,98 @@
+"""A user's own loss takes part like ours: registered in a test, or by import path as the
+README's worked example shows; --help, train, resume, compare and the README table take it up
+with no other edit."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import mlflow
+import pytest
+from conftest import REPO_ROOT
+
+import losses
+from losses import catalog
+from training.compare import child_configs, parse_settings
+from training.help import compare_help, loss_table, train_help
+from training.study.compare import default_variants
+from training.train import train
+
+README_SECTION = "## Write your own loss and compare it with ours"
+
+
+class ToyHinge(keras.losses.Loss):
+    """Toy multiclass hinge, registered by a test."""
+
+    def __init__(self, margin=1.0, name="toy_hinge", reduction="sum_over_batch_size"):
+        super().__init__(name=name, reduction=reduction)
+        self.margin = margin
+
+    def call(self, y_true, y_pred):
+        y = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"),
+                              keras.ops.shape(y_pred)[-1])
+        true = keras.ops.sum(y * y_pred, axis=-1, keepdims=True)
+        return keras.ops.sum(keras.ops.relu(self.margin + y_pred - true) * (1 - y), axis=-1)
+
+
+@pytest.fixture
+def toy_registered():
+    losses.register("toy_hinge", task="classification", summary="toy hinge of a test",
+                    args={"margin": {"low": 0.0, "doc": "hinge margin of the toy"}})(ToyHinge)
+    yield losses.spec("toy_hinge")
+    catalog.remove("toy_hinge")
+
+
+def test_a_registered_toy_loss_reaches_help_compare_and_the_readme_table(toy_registered):
+    text = train_help(["loss=toy_hinge"])
+    assert "  toy_hinge " in text and "margin: float, default 1.0; >= 0 number" in text
+    assert "  toy_hinge " in compare_help([], [])
+    assert "| `toy_hinge` | classification | logits | `margin=1.0` | toy hinge of a test |" in (
+        loss_table())
+    assert "toy_hinge" in default_variants()
+    runs = child_configs(parse_settings(["losses=ce,toy_hinge", "seeds=1", "margin=0.5"]))
+    assert [(v, c.loss, c.loss_args) for v, c in runs] == [
+        ("ce", "ce", {}), ("toy_hinge", "toy_hinge", {"margin": 0.5})]
+
+
+@pytest.mark.slow
+def test_a_registered_toy_loss_trains(toy_registered, tiny, mlflow_store):
+    result = train(tiny(loss="toy_hinge", loss_args={"margin": 0.5}, epochs=1))
+    run = mlflow.MlflowClient().get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["loss.margin"] == "0.5"
+    assert run.data.tags["losslab.loss_class"].endswith("test_custom_loss:ToyHinge")
+
+
+def _readme_example() -> str:
+    section = (REPO_ROOT / "README.md").read_text().split(README_SECTION, 1)[1]
+    return re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], flags=re.S)[0]
+
+
+@pytest.mark.slow
+def test_the_readme_custom_loss_trains_resumes_and_compares_against_ce(tmp_path, tiny,
+                                                                      mlflow_store, monkeypatch):
+    (tmp_path / "my_losses.py").write_text(_readme_example())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # make train LOSS=my_losses:Hinge ARGS="margin=0.5", then RESUME= (in-process: same code)
+    first = train(tiny(loss="my_losses:Hinge", loss_args={"margin": 0.5}, epochs=1))
+    client = mlflow.MlflowClient()
+    assert client.get_run(first["run_id"]).data.tags["losslab.loss_class"] == "my_losses:Hinge"
+    from training.cli import resolve_config
+
+    resumed = train(resolve_config([f"resume={first['run_id']}", "epochs=2"]))
+    run = client.get_run(resumed["run_id"])
+    assert resumed["run_id"] == first["run_id"] and run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
+    # make compare LOSSES=ce,my_losses:Hinge (the real command line, in a subprocess)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO_ROOT}",
+           "MLFLOW_TRACKING_URI": mlflow_store}
+    done = subprocess.run(
+        [sys.executable, "-m", "training.compare", "losses=ce,my_losses:Hinge", "seeds=1",
+         "epochs=1", "dataset=digits", f"checkpoint_dir={tmp_path / 'ck'}"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| my_losses:Hinge | 1 |" in done.stdout
