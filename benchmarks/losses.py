@@ -6,19 +6,23 @@ losses, the peak extra memory of each case:
 - semi-hard triplet (losses.TripletLoss, O(B²)) vs a re-implementation of the tiled
   B²×B algorithm of TensorFlow Addons' `triplet_semihard_loss` (O(B³) memory), D = 64;
 - focal vs `keras.losses.CategoricalFocalCrossentropy` and balanced CE vs
-  `keras.losses.SparseCategoricalCrossentropy`, B = 4096, C = 10 and 1000.
+  `keras.losses.SparseCategoricalCrossentropy`, B = 4096, C = 10 and 1000;
+- the long-tail losses (logit-adjusted CE, LDAM with and without its DRW weights,
+  class-balanced focal, Poly-1) vs `keras.losses.SparseCategoricalCrossentropy`, same
+  sizes, each built from an exponential IR = 100 class profile (goal: <= 1.3×).
 
 Memory: tracemalloc does not see TensorFlow's allocator. On GPU the peak comes from
 `tf.config.experimental.get_memory_info`; on CPU each triplet case runs in a fresh
 subprocess and reports the growth of its RSS high-water mark (`resource.getrusage`) from
-just before the first call to the end. Options: `--sizes 128,512`, `--quick`.
+just before the first call to the end. Options: `--sizes 128,512`, `--quick`,
+`--only classification` (or `triplet`).
 
 Timing: one untimed warm-up call (tracing), then repeated calls for about BUDGET_S seconds
 (at least MIN_CALLS, so a 3-second case costs ~4 calls, not 20). Ours and Keras's
 classification losses are timed in alternating rounds and the ratio is taken per round,
 so a change of machine load during the run hits both sides. The load average is printed
 with the tables; on a shared machine, compare ratios rather than absolute times.
-The default run takes about 2 minutes on 2 idle CPU cores.
+The default run takes about 5 minutes on 2 idle CPU cores (3 of them classification).
 """
 
 import argparse
@@ -155,6 +159,24 @@ def triplet_case_in_subprocess(impl, batch):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def long_tail_losses(classes):
+    """(name, loss) of each long-tail loss at its defaults, from n_c = ⌊5000·100^(−c/(C−1))⌋."""
+    import numpy as np
+
+    import losses
+
+    counts = [int(5000 * 100 ** (-c / (classes - 1))) for c in range(classes)]
+    labels = np.repeat(np.arange(classes), counts)
+    drw = losses.drw_weights(counts)
+    return [
+        ("logit-adjusted CE τ=1", losses.LogitAdjustedCrossentropy.from_labels(labels)),
+        ("LDAM s=30", losses.LDAMLoss(counts)),
+        ("LDAM s=30, DRW weights", losses.LDAMLoss(counts, class_weights=drw)),
+        ("class-balanced focal γ=2", losses.FocalLoss.from_labels(labels)),
+        ("Poly-1 ε=1", losses.PolyLoss(1.0)),
+    ]
+
+
 def classification_rows(sizes_c):
     import keras
     import numpy as np
@@ -165,6 +187,7 @@ def classification_rows(sizes_c):
     rows = []
     rng = np.random.default_rng(0)
     batch = 4096
+    sparse_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     for classes in sizes_c:
         labels = rng.integers(0, classes, size=batch).astype("int32")
         logits = tf.constant(rng.normal(scale=3.0, size=(batch, classes)).astype("float32"))
@@ -190,6 +213,17 @@ def classification_rows(sizes_c):
                 "SparseCategoricalCrossentropy",
             ),
         ]
+        for name, loss in long_tail_losses(classes):
+            pairs.append(
+                (
+                    name,
+                    lambda y, x, loss=loss: loss(y, x),
+                    y,
+                    lambda y, x: sparse_ce(y, x),
+                    y,
+                    "SparseCategoricalCrossentropy",
+                )
+            )
         for name, ours, y_ours, theirs, y_theirs, keras_name in pairs:
             ours_fns, theirs_fns = compiled_pair(ours), compiled_pair(theirs)
             times = {"a": [[], []], "b": [[], []]}  # side -> [forward, fwd+bwd] per round
@@ -220,21 +254,7 @@ def ms(seconds):
     return f"{seconds * 1e3:.2f}"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    parser.add_argument("--quick", action="store_true", help="B up to 512, C = 10 only")
-    parser.add_argument("--case", nargs=2, metavar=("IMPL", "B"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.case:  # child process: one triplet case, JSON on stdout
-        print(json.dumps(run_triplet_case(args.case[0], int(args.case[1]))))
-        return
-    sizes = [int(s) for s in args.sizes.split(",")]
-    if args.quick:
-        sizes = [b for b in sizes if b <= 512]
-
-    started = time.perf_counter()
-    print(f"Machine: {load_line()} at start.\n")
+def triplet_table(sizes):
     print(f"## Semi-hard triplet loss, D={DIM} (times in ms, median; memory = peak extra MB)\n")
     print(
         "| B | ours fwd | ours fwd+bwd | ours MB | TFA-style fwd | TFA-style fwd+bwd "
@@ -268,6 +288,8 @@ def main(argv=None):
     for batch, a, b in mismatches:
         print(f"\nWARNING: B={batch}: ours = {a:.6f} but TFA-style = {b:.6f}")
 
+
+def classification_table(sizes_c):
     print(
         f"\n## Classification losses vs Keras (times in ms, median of {ROUNDS} alternating "
         "rounds; ratio = median of per-round ratios, < 1 means ours is faster)\n"
@@ -277,13 +299,35 @@ def main(argv=None):
         "| Keras fwd+bwd | ratio fwd+bwd |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for name, keras_name, a, b in classification_rows([10] if args.quick else [10, 1000]):
+    for name, keras_name, a, b in classification_rows(sizes_c):
         fwd, bwd = summarize(a[0], b[0]), summarize(a[1], b[1])
         print(
             f"| {name} | {keras_name} | {ms(fwd[0])} | {ms(fwd[1])} | {fwd[2]:.2f} "
             f"| {ms(bwd[0])} | {ms(bwd[1])} | {bwd[2]:.2f} |",
             flush=True,
         )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--quick", action="store_true", help="B up to 512, C = 10 only")
+    parser.add_argument("--only", choices=("triplet", "classification"), help="one table")
+    parser.add_argument("--case", nargs=2, metavar=("IMPL", "B"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.case:  # child process: one triplet case, JSON on stdout
+        print(json.dumps(run_triplet_case(args.case[0], int(args.case[1]))))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.quick:
+        sizes = [b for b in sizes if b <= 512]
+
+    started = time.perf_counter()
+    print(f"Machine: {load_line()} at start.\n")
+    if args.only != "classification":
+        triplet_table(sizes)
+    if args.only != "triplet":
+        classification_table([10] if args.quick else [10, 1000])
     print(f"\nMachine: {load_line()} at the end; total {time.perf_counter() - started:.0f} s.")
 
 

@@ -13,7 +13,10 @@ from .cosface import CosFaceLoss, cosface_loss
 from .crossentropy import Crossentropy
 from .distances import pairwise_distances
 from .focal import FocalLoss, focal_loss
+from .ldam import LDAMLoss, drw_weights, ldam_loss, ldam_margins
+from .logit_adjusted import LogitAdjustedCrossentropy, logit_adjusted_crossentropy
 from .multi_similarity import MultiSimilarityLoss, multi_similarity_loss
+from .poly import PolyLoss, poly_loss
 from .proxy_anchor import ProxyAnchorLoss, proxy_anchor_loss
 from .proxy_head import ProxyHead
 from .registry import get, names, register, spec, specs
@@ -32,7 +35,10 @@ __all__ = [
     "CosFaceLoss",
     "Crossentropy",
     "FocalLoss",
+    "LDAMLoss",
+    "LogitAdjustedCrossentropy",
     "MultiSimilarityLoss",
+    "PolyLoss",
     "ProxyAnchorLoss",
     "ProxyHead",
     "SupConLoss",
@@ -42,11 +48,16 @@ __all__ = [
     "circle_loss",
     "contrastive_loss",
     "cosface_loss",
+    "drw_weights",
     "focal_loss",
     "get",
+    "ldam_loss",
+    "ldam_margins",
+    "logit_adjusted_crossentropy",
     "multi_similarity_loss",
     "names",
     "pairwise_distances",
+    "poly_loss",
     "proxy_anchor_loss",
     "register",
     "spec",

@@ -111,6 +111,45 @@ add(LossSpec(
 ))
 
 # --- long-tail losses -------------------------------------------------------------------
+add(LossSpec(
+    name="logit_adjusted", target="losses.logit_adjusted:LogitAdjustedCrossentropy",
+    task="classification", output="logits", needs="labels",
+    summary="−log softmax(z + τ log π)_y, π = training class shares (τ = 1: Balanced Softmax)",
+    reference="Menon et al., ICLR 2021, arXiv:2007.07314",
+    args=(Arg("tau", float, 1.0, "weight of the log-prior shift; 0 = cross entropy", low=0.0,
+              search=("float", 0.5, 2.0)),),
+))
+add(LossSpec(
+    name="ldam", target="losses.ldam:LDAMLoss", task="classification", output="cosine_logits",
+    needs="labels",
+    summary="−w_y log softmax(s (z − Δ_y e_y))_y on cosine logits, Δ_c ∝ n_c^(−1/4)",
+    reference="Cao et al., NeurIPS 2019, arXiv:1906.07413",
+    args=(Arg("max_margin", float, 0.5, "margin of the rarest class", low=0.0,
+              search=("float", 0.1, 1.0)),
+          Arg("scale", float, 30.0, "scale s of the cosine logits", low=0.0, low_open=True,
+              search=("log", 8.0, 64.0)),
+          Arg("drw", bool, False, "deferred re-weighting from epoch floor(0.8*epochs)+1",
+              trainer=True)),
+))
+add(preset("ldam_drw", of="ldam", drw=True,
+           summary="LDAM, class weights w = drw_weights(n_c) from epoch floor(0.8·epochs)+1"))
+add(LossSpec(
+    name="cb_focal", target="losses.focal:FocalLoss", task="classification", output="logits",
+    needs="labels",
+    summary="focal with α_c ∝ (1 − β)/(1 − β^{n_c}) (class-balanced, Cui et al.)",
+    reference="Cui et al., CVPR 2019, arXiv:1901.05555",
+    args=(Arg("beta", float, 0.9999, "effective-number β; 0 = uniform α, → 1 inverse frequency",
+              low=0.0, high=1.0, high_open=True, search=("choice", (0.99, 0.999, 0.9999))),
+          Arg("gamma", float, 2.0, "focusing parameter; 0 = class-balanced CE", low=0.0,
+              search=("float", 0.0, 5.0))),
+))
+add(LossSpec(
+    name="poly", target="losses.poly:PolyLoss", task="classification", output="logits",
+    summary="−log p_y + ε (1 − p_y) (Poly-1)",
+    reference="Leng et al., ICLR 2022, arXiv:2204.12511",
+    args=(Arg("epsilon", float, 1.0, "weight of (1 − p_y); 0 = cross entropy; below −1 the "
+              "loss rises as p_y → 1", low=-1.0, search=("float", -1.0, 5.0)),),
+))
 
 # --- metric-learning losses -------------------------------------------------------------
 add(LossSpec(

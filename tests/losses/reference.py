@@ -154,6 +154,52 @@ def numeric_gradient(f, x, eps=1e-6):
     return grad
 
 
+# --- long-tail losses (issue 11) ----------------------------------------------------------
+
+
+def logit_adjusted(labels, logits, priors, tau):
+    """−log softmax(z + τ·log π)_y per sample."""
+    out = []
+    for y, z in zip(labels, logits, strict=True):
+        adjusted = [float(v) + tau * math.log(p) for v, p in zip(z, priors, strict=True)]
+        out.append(-log_softmax(adjusted)[y])
+    return np.array(out)
+
+
+def ldam_margins(counts, max_margin):
+    """Δ_c = max_margin · n_c^(−1/4) / max_k n_k^(−1/4)."""
+    raw = [n**-0.25 for n in counts]
+    return [max_margin * r / max(raw) for r in raw]
+
+
+def ldam(labels, cosines, counts, max_margin, scale, weights=None):
+    """−w_y log softmax(s · (z − Δ_y e_y))_y per sample."""
+    margins = ldam_margins(counts, max_margin)
+    out = []
+    for y, z in zip(labels, cosines, strict=True):
+        shifted = [scale * (float(v) - (margins[y] if c == y else 0.0)) for c, v in enumerate(z)]
+        w = 1.0 if weights is None else weights[y]
+        out.append(-w * log_softmax(shifted)[y])
+    return np.array(out)
+
+
+def poly1(labels, logits, epsilon):
+    """−log p_y + ε (1 − p_y) per sample."""
+    out = []
+    for y, z in zip(labels, logits, strict=True):
+        log_p = log_softmax([float(v) for v in z])[y]
+        out.append(-log_p + epsilon * (1.0 - math.exp(log_p)))
+    return np.array(out)
+
+
+def labels_from_counts(counts):
+    """[0]*n_0 + [1]*n_1 + ...: a label list with the given class counts."""
+    labels = []
+    for c, n in enumerate(counts):
+        labels.extend([c] * n)
+    return labels
+
+
 # --- metric-learning losses on cosine similarities (issue 12) ---------------------------
 
 
