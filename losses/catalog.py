@@ -42,6 +42,7 @@ def preset(name: str, of: str, summary: str = "", in_compare: bool = True, **fix
         args=tuple(a for a in base.args if a.name not in fixed),
         summary=summary or base.summary, reference=base.reference, preset_of=of,
         fixed=tuple(fixed.items()), in_compare=in_compare,
+        trainer_fixed=tuple(k for k in fixed if base.arg(k).trainer) + base.trainer_fixed,
     )
 
 
@@ -121,7 +122,7 @@ add(LossSpec(
 ))
 add(LossSpec(
     name="ldam", target="losses.ldam:LDAMLoss", task="classification", output="cosine_logits",
-    needs="labels",
+    needs="labels", in_compare=False,  # the compare runs it as ldam_drw (Cao et al.'s recipe)
     summary="−w_y log softmax(s (z − Δ_y e_y))_y on cosine logits, Δ_c ∝ n_c^(−1/4)",
     reference="Cao et al., NeurIPS 2019, arXiv:1906.07413",
     args=(Arg("max_margin", float, 0.5, "margin of the rarest class", low=0.0,

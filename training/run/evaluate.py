@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from losses import ProxyHead
+from training.long_tail_metrics import posthoc_balanced_accuracy, shot_group_accuracies
 from training.metrics import classification_metrics, retrieval_metrics
 
 # Large batches: evaluation has no gradients, so memory per example is small.
@@ -42,8 +43,13 @@ def embedding_model(model):
     return model
 
 
-def classification_scores(model, loss_fn, x, y, num_classes: int):
-    """→ ({loss, accuracy, balanced_accuracy, macro_f1, ece}, probs (N, C), recall (C,)).
+def classification_scores(model, loss_fn, x, y, num_classes: int, train_counts=None):
+    """→ ({loss, accuracy, balanced_accuracy, macro_f1, ece, balanced_accuracy_posthoc,
+    <group>_shot_accuracy}, probs (N, C), recall (C,)).
+
+    With `train_counts` (training images per class), the long-tail metrics are added:
+    post-hoc logit-adjusted balanced accuracy and the many/medium/few-shot group accuracies
+    (`training.long_tail_metrics`).
 
     The loss is the run's own loss object (e.g. class-weighted), so val/loss is comparable with
     train/loss; `fit(class_weight=...)` would weight only training. Like Keras's train/loss it
@@ -52,10 +58,15 @@ def classification_scores(model, loss_fn, x, y, num_classes: int):
     softmax(scale · cosine) with the loss's `scale` (LDAM, ArcFace), as the loss sees them.
     """
     logits = predict(model, x)
-    probs = softmax(logits * float(getattr(loss_fn, "scale", 1.0)))
+    scaled = logits * float(getattr(loss_fn, "scale", 1.0))
+    probs = softmax(scaled)
     scores = classification_metrics(probs, y, num_classes)
     recall = np.asarray(scores.pop("recall_per_class"))
     scores = {k: float(v) for k, v in scores.items()}
+    if train_counts is not None:
+        scores["balanced_accuracy_posthoc"] = posthoc_balanced_accuracy(scaled, y, train_counts)
+        present = np.bincount(y, minlength=num_classes) > 0
+        scores.update(shot_group_accuracies(np.where(present, recall, np.nan), train_counts))
     data_loss = float(np.asarray(loss_fn(y.astype("int32"), logits)))
     scores["loss"] = data_loss + regularization_penalty(model)
     return scores, probs, recall

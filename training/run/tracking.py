@@ -282,10 +282,12 @@ def _source(name: str) -> str:
     return f"https://www.tensorflow.org/datasets/catalog/{name}"
 
 
-def log_metrics(values: dict[str, float], step: int | None = None) -> None:
-    """One round trip for a whole epoch's metrics; retried on a busy SQLite store."""
+def log_metrics(values: dict[str, float], step: int | None = None,
+                model_id: str | None = None) -> None:
+    """One round trip for a whole epoch's metrics; retried on a busy SQLite store. With
+    `model_id` the metrics are linked to that LoggedModel (its page shows them)."""
     now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, step or 0) for k, v in values.items()]
+    metrics = [Metric(k, float(v), now, step or 0, model_id=model_id) for k, v in values.items()]
     run_id = mlflow.active_run().info.run_id
     _retry(lambda: mlflow.MlflowClient().log_batch(run_id, metrics=metrics))
 
@@ -308,6 +310,70 @@ def log_arrays(arrays: dict[str, np.ndarray], path: str) -> None:
         target = Path(tmp) / name
         np.savez_compressed(target, **arrays)
         mlflow.log_artifact(str(target), directory or None)
+
+
+@contextlib.contextmanager
+def _input_example_folder_created():
+    """Work around mlflow/mlflow#16183 (open in MLflow 3.17): `mlflow.keras.log_model` with
+    an `input_example` writes input_example.json before it creates the model folder
+    (FileNotFoundError). For the duration of one call, the example writer creates the folder
+    first; everything else is `log_model`'s own code."""
+    import mlflow.keras.save as keras_save  # noqa: PLC0415 (the module holding the bug)
+
+    original = keras_save._save_example
+
+    def save_example(mlflow_model, example, path, *args, **kwargs):
+        os.makedirs(path, exist_ok=True)
+        return original(mlflow_model, example, path, *args, **kwargs)
+
+    keras_save._save_example = save_example
+    try:
+        yield
+    finally:
+        keras_save._save_example = original
+
+
+def log_keras_model(model, example: np.ndarray, outputs: np.ndarray):
+    """`model` as an MLflow 3 LoggedModel named "model" (signature + input example) → its
+    `ModelInfo`. Requirements are pinned explicitly: MLflow would otherwise re-import the
+    model in a subprocess to infer them (slow). The model needs keras and its backend only."""
+    import tensorflow as tf  # noqa: PLC0415 (only its version)
+    from mlflow.models import infer_signature  # noqa: PLC0415 (pulls in MLflow's model stack)
+
+    signature = infer_signature(example, outputs)
+    requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
+    # MLflow validates the example by predicting it: without Keras's progress bar.
+    interactive = keras.utils.is_interactive_logging_enabled()
+    keras.utils.disable_interactive_logging()
+    try:
+        with _input_example_folder_created():
+            return mlflow.keras.log_model(model, name="model", signature=signature,
+                                          input_example=example, pip_requirements=requirements)
+    finally:
+        if interactive:
+            keras.utils.enable_interactive_logging()
+
+
+def run_description(config: Config, run_id: str, test: dict[str, float]) -> str:
+    """The run's description (`mlflow.note.content`): loss, data, headline test metrics and
+    how to resume or extend it, in one paragraph."""
+    args = ", ".join(f"{k}={v}" for k, v in config.resolved_loss_args().items()) or "defaults"
+    headline = ("accuracy", "balanced_accuracy", "balanced_accuracy_posthoc", "macro_f1",
+                "precision_at_1", "map_at_r")
+    shown = ", ".join(f"{k} {test[k]:.4f}" for k in headline if k in test) or "no test metrics"
+    long_tail = f", long tail IR {config.imbalance:g}" if config.imbalance > 1 else ""
+    return (f"**{config.loss}** ({args}) on **{config.dataset}** ({config.task}{long_tail}), "
+            f"{config.epochs} epochs, seed {config.seed}. Test: {shown}. Continue or extend "
+            f"it with `make train RESUME={run_id} EPOCHS={config.epochs + 10}`; its loss "
+            f"landscape with `make landscape RUN={run_id}`.")
+
+
+def run_url(run) -> str:
+    """Where the run's page is: on the tracking server, or on `make ui` for a local store."""
+    uri = tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    suffix = "" if uri.startswith(("http://", "https://")) else "   (start it with: make ui)"
+    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}{suffix}"
 
 
 def _retry(fn, attempts: int = 8):

@@ -41,8 +41,24 @@ from training.run.callbacks import (
 from training.tags import CHECKPOINT_TAG, STOPPED_EPOCH_TAG
 
 
-def train(config: Config, *, parent_run_id: str | None = None) -> dict:
-    """Train one model as `config` says and track it in MLflow. Returns test metrics + run id."""
+def train(
+    config: Config,
+    *,
+    parent_run_id: str | None = None,
+    callbacks: list | None = None,
+    evaluate_test: bool = True,
+    tags: dict[str, str] | None = None,
+) -> dict:
+    """Train one model as `config` says and track it in MLflow. Returns test metrics + run id.
+
+    Args:
+        parent_run_id: nest the run under this one (a compare or a study).
+        callbacks: extra Keras callbacks, run after ours at each epoch end, so they see the
+            epoch's `val_<metric>` logs (a tuner's pruning callback).
+        evaluate_test: False for runs that must not read the test split (tuning trials):
+            no `test/` metrics, no test figures.
+        tags: extra tags set when the run starts.
+    """
     started = time.perf_counter()
     # --- tracking store: an unreachable server fails here, in seconds, before any work ---
     tracking.check_reachable(tracking.tracking_uri())
@@ -83,9 +99,9 @@ def train(config: Config, *, parent_run_id: str | None = None) -> dict:
     if not chief:
         return _fit_as_worker(config, model, train_data, steps, initial_epoch, history)
 
-    tags = None if config.resume else tracking.run_tags(config)
+    run_tags = None if config.resume else {**tracking.run_tags(config), **(tags or {})}
     with tracking.open_run(
-        config, run_id=config.resume, parent_run_id=parent_run_id, tags=tags
+        config, run_id=config.resume, parent_run_id=parent_run_id, tags=run_tags
     ) as run:
         run_id = run.info.run_id
         if resume:
@@ -111,6 +127,7 @@ def train(config: Config, *, parent_run_id: str | None = None) -> dict:
             EpochEvaluation(evaluate_val, history, print_lines=not progress_bar),
             Checkpoint(ckpt_dir, history, config.seed),
             MlflowLogger(history),
+            *(callbacks or []),
         ]
         if config.early_stopping:
             monitor = "val_" + SELECTION_METRIC[config.task].removeprefix("val/")
@@ -129,17 +146,21 @@ def train(config: Config, *, parent_run_id: str | None = None) -> dict:
         if epochs_done < config.epochs:  # early stopping: steps stay = epochs trained
             mlflow.set_tag(STOPPED_EPOCH_TAG, str(epochs_done))
 
-        # --- test: read once, here ----------------------------------------------------
-        test = _test_and_figures(config, model, loss_fn, splits, history)
-        tracking.log_metrics({f"test/{k}": v for k, v in test.items()}, step=epochs_done)
-        wall = time.perf_counter() - started
-        tracking.log_metrics({"time/wall_seconds": wall}, step=epochs_done)
-
-        # --- artifacts: weights, model ------------------------------------------------
+        # --- artifacts: weights, the model (an MLflow LoggedModel) -----------------------
         model.save_weights(ckpt_dir / "final.weights.h5")
         tracking.log_file(ckpt_dir / "initial.weights.h5", "weights")
         tracking.log_file(ckpt_dir / "final.weights.h5", "weights")
-        _log_model(model, splits.x_test[:4], drop_proxies=config.task == "retrieval")
+        logged = _log_model(model, splits.x_val[:4], drop_proxies=config.task == "retrieval")
+
+        # --- test: read once, here (skipped for tuning trials: they select on val) ----
+        test = {}
+        if evaluate_test:
+            test = _test_and_figures(config, model, loss_fn, splits, history)
+            tracking.log_metrics({f"test/{k}": v for k, v in test.items()}, step=epochs_done,
+                                 model_id=logged.model_id)
+        wall = time.perf_counter() - started
+        tracking.log_metrics({"time/wall_seconds": wall}, step=epochs_done)
+        mlflow.set_tag("mlflow.note.content", tracking.run_description(config, run_id, test))
         if config.landscape:
             initial = _weights_of(model, ckpt_dir / "initial.weights.h5")
             landscape = landscape_for_config(
@@ -174,7 +195,9 @@ def _fit_as_worker(config, model, train_data, steps, initial_epoch, history) -> 
 
 def _evaluator(config, model, loss_fn, x, y, splits):
     if config.task == "classification":
-        return lambda: evaluate.classification_scores(model, loss_fn, x, y, splits.num_classes)[0]
+        counts = _train_counts(splits)
+        return lambda: evaluate.classification_scores(
+            model, loss_fn, x, y, splits.num_classes, counts)[0]
     embedder = evaluate.embedding_model(model)  # proxy losses: the embedding under the head
     return lambda: evaluate.retrieval_scores(embedder, x, y)[0]
 
@@ -186,12 +209,15 @@ def _test_and_figures(config, model, loss_fn, splits, history) -> dict[str, floa
     tracking.log_figure(plots.loss_curves(history, title), "plots/loss_curves.png")
     tracking.log_arrays({k: np.asarray(v) for k, v in history.items()}, "plots/history.npz")
     if config.task == "classification":
+        train_counts = _train_counts(splits)
         scores, probs, recall = evaluate.classification_scores(
-            model, loss_fn, x, y, splits.num_classes
+            model, loss_fn, x, y, splits.num_classes, train_counts
         )
-        scores.update({f"recall_class_{c}": float(r) for c, r in enumerate(recall)})
         names = splits.class_names[: splits.num_classes]
-        train_counts = np.bincount(splits.y_train, minlength=splits.num_classes)
+        # Per-class recall is a table beside its plot, not ten single-point metric charts.
+        mlflow.log_table({"class": list(names), "train_images": train_counts.tolist(),
+                          "test_images": np.bincount(y, minlength=splits.num_classes).tolist(),
+                          "recall": [float(r) for r in recall]}, "eval/per_class_recall.json")
         predictions = probs.argmax(axis=1)
         # Raw test outputs, so reports can redraw reliability diagrams from the store alone.
         tracking.log_arrays({"probs": probs, "labels": y}, "eval/test_outputs.npz")
@@ -208,37 +234,20 @@ def _test_and_figures(config, model, loss_fn, splits, history) -> dict[str, floa
     return scores
 
 
-def _log_model(model, example: np.ndarray, *, drop_proxies: bool) -> None:
-    """The inference model as an MLflow Keras model with signature and input example.
+def _train_counts(splits) -> np.ndarray:
+    return np.bincount(splits.y_train, minlength=splits.num_classes)
 
-    Logged uncompiled (a clone with the trained weights): a compiled model's file names our
-    loss class, and Keras deserialises only built-in classes unless `losses` was imported, so
-    `mlflow.keras.load_model` would fail in a plain Python. The loss is in the run's params;
-    the compiled model with optimizer state is the checkpoint `last.keras`.
 
-    Saved locally then uploaded: `mlflow.keras.log_model(..., input_example=...)` in MLflow
-    3.17 writes the example before creating the model folder (FileNotFoundError).
+def _log_model(model, example: np.ndarray, *, drop_proxies: bool):
+    """The inference model as an MLflow 3 LoggedModel (signature, input example) → its info.
+
+    Logged uncompiled, with Keras built-in layers only (`models.inference_model`): a compiled
+    model's file names our loss class, and Keras deserialises only built-in classes unless
+    `losses` was imported, so `mlflow.keras.load_model` would fail in a plain Python. The loss
+    is in the run's params; the compiled model with optimizer state is the checkpoint.
     """
-    from mlflow.models import infer_signature  # noqa: PLC0415
-
-    model = inference_model(model, drop_proxies=drop_proxies)  # built-in layers only
-    signature = infer_signature(example, evaluate.predict(model, example))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model"
-        path.mkdir()
-        # Explicit requirements: MLflow's inference re-imports the model in a subprocess (slow,
-        # and it fails on our registered losses). The model needs keras and its backend only.
-        import tensorflow as tf  # noqa: PLC0415
-
-        requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
-        mlflow.keras.save_model(
-            model,
-            str(path),
-            signature=signature,
-            input_example=example,
-            pip_requirements=requirements,
-        )
-        mlflow.log_artifacts(str(path), "model")
+    model = inference_model(model, drop_proxies=drop_proxies)
+    return tracking.log_keras_model(model, example, evaluate.predict(model, example))
 
 
 def _backfill_metrics(run_id: str, history: dict[str, list[float]]) -> None:
@@ -261,12 +270,12 @@ def _weights_of(model, path: Path) -> list[np.ndarray]:
 
 
 def _print_summary(config: Config, run, test: dict[str, float], wall: float) -> None:
-    shown = {k: v for k, v in test.items() if not k.startswith("recall_class_")}
-    width = max(len(k) for k in shown)
-    print(f"\n{config.loss} on {config.dataset}: test metrics ({wall:.1f} s)")
-    for key, value in shown.items():
-        print(f"  {key:<{width}}  {value:.4f}")
+    if test:
+        width = max(len(k) for k in test)
+        print(f"\n{config.loss} on {config.dataset}: test metrics ({wall:.1f} s)")
+        for key, value in test.items():
+            print(f"  {key:<{width}}  {value:.4f}")
     print(f"run {run.info.run_id} in experiment {tracking.experiment_name(config)!r}")
-    print(f"tracking store: {tracking.tracking_uri()}   (open it with: make ui)")
+    print(f"view it: {tracking.run_url(run)}")
 
 
