@@ -113,7 +113,8 @@ def bench_training(config, splits, epochs: int, rounds: int) -> dict:
 
     from training.run import evaluate, runtime, tracking
     from training.run.builders import build_train_data
-    from training.run.callbacks import Checkpoint, EpochEvaluation, MlflowLogger, StopOnNonFinite
+    from training.run.callbacks import EpochEvaluation, MlflowLogger, StopOnNonFinite
+    from training.run.checkpoint import Checkpoint
 
     x, y = splits.x_train, splits.y_train
     train_data, steps = build_train_data(config, x, y)
@@ -253,9 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from training.run import runtime
     from training.config import Config
     from training.data import load_splits
+    from training.run import runtime
 
     config = Config(dataset=DATASET, loss="ce", batch_size=args.batch_size, epochs=100,
                     checkpoint_dir=tempfile.gettempdir())

@@ -241,7 +241,7 @@ def test_sigint_and_sigterm_keep_the_checkpoint_and_close_killed(tmp_path):
 
 def test_signals_held_defers_a_signal_until_the_block_ends():
     """A SIGTERM inside the block (the checkpoint's two renames) runs its handler only after."""
-    from training.run.callbacks import _signals_held
+    from training.run.checkpoint import _signals_held
 
     seen = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))

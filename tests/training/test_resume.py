@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from training.config import ConfigError
-from training.run.callbacks import MlflowLogger, restore_checkpoint, seed_generator_states
+from training.run.callbacks import MlflowLogger
+from training.run.checkpoint import restore as restore_checkpoint
+from training.run.checkpoint import seed_generator_states
 from training.train import train
 
 PER_EPOCH = ["train/loss", "train/lr", "val/loss", "val/accuracy", "val/ece"]

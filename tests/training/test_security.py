@@ -120,7 +120,8 @@ def test_checkpoint_restore_never_reads_the_archived_config(secret_run, tmp_path
     """A tampered `last.keras` whose config asks for a Lambda layer (arbitrary code) restores
     weights only: the config is never deserialised, with or without Keras's safe_mode."""
     from training.run.builders import build_loss, build_model, build_optimizer
-    from training.run.callbacks import load_state, restore_checkpoint
+    from training.run.checkpoint import load_state
+    from training.run.checkpoint import restore as restore_checkpoint
 
     _, run_id, config, _ = secret_run
     source = Path(config.checkpoint_dir) / run_id

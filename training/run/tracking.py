@@ -31,7 +31,7 @@ from mlflow.exceptions import MlflowException
 
 from training.config import Config, ConfigError
 from training.errors import RunKilled, TrackingError
-from training.tags import CHECKPOINT_TAG, ERROR_TAG
+from training.tags import ERROR_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_URI = f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
@@ -99,7 +99,8 @@ def _store_lock(uri: str):
 # --- an existing run (resume) ----------------------------------------------------------
 
 
-def _existing_run(run_id: str):
+def existing_run(run_id: str):
+    """The run `run_id` of the tracking store; ConfigError when there is none."""
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
@@ -111,18 +112,12 @@ def _existing_run(run_id: str):
 
 def logged_config(run_id: str) -> dict:
     """The resolved config a run logged (`config.json`), as plain values."""
-    _existing_run(run_id)
+    existing_run(run_id)
     try:
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.json")
     except (MlflowException, OSError) as exc:
         raise ConfigError(f"resume={run_id}: the run has no readable config.json ({exc})") from None
     return json.loads(text)
-
-
-def checkpoint_dir_of(run_id: str, checkpoint_root: str | Path) -> Path:
-    """Where a run's checkpoints are: its `losslab.checkpoint_dir` tag, else root/run_id."""
-    tags = _existing_run(run_id).data.tags
-    return Path(tags.get(CHECKPOINT_TAG) or Path(checkpoint_root) / run_id)
 
 
 # --- opening and closing a run ---------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import keras
@@ -20,7 +19,7 @@ from models import inference_model
 from training import plots
 from training.config import SELECTION_METRIC, Config
 from training.landscape import landscape_for_config, log_landscape
-from training.run import evaluate, runtime, tracking
+from training.run import checkpoint, evaluate, runtime, tracking
 from training.run.builders import (
     build_loss,
     build_model,
@@ -30,15 +29,9 @@ from training.run.builders import (
     drw_schedule,
     statistics_metrics,
 )
-from training.run.callbacks import (
-    Checkpoint,
-    EpochEvaluation,
-    MlflowLogger,
-    StopOnNonFinite,
-    restore_checkpoint,
-    resume_state,
-)
-from training.tags import CHECKPOINT_TAG, STOPPED_EPOCH_TAG
+from training.run.callbacks import EpochEvaluation, MlflowLogger, StopOnNonFinite
+from training.run.checkpoint import Checkpoint
+from training.tags import STOPPED_EPOCH_TAG
 
 
 def train(
@@ -71,8 +64,8 @@ def train(
     # on (seed, epoch), so starting the pipeline at the next epoch replays the uninterrupted run.
     initial_epoch, history, resume = 0, {}, None
     if config.resume:
-        ckpt_dir = tracking.checkpoint_dir_of(config.resume, config.checkpoint_dir)
-        resume = resume_state(ckpt_dir, config.resume, config.epochs)
+        ckpt_dir = checkpoint.folder_of(config.resume, config.checkpoint_dir)
+        resume = checkpoint.resume_state(ckpt_dir, config.resume, config.epochs)
         initial_epoch, history = resume["epoch"], resume["history"]
     # Deferred re-weighting (LDAM-DRW): class weights enter as sample weights from its epoch.
     reweight = drw_schedule(config, splits.y_train, splits.num_classes)
@@ -93,7 +86,7 @@ def train(
             jit_compile=runtime.jit_compile(config),
         )
         if resume:  # weights, optimizer state and dropout RNG of the last completed epoch
-            restore_checkpoint(model, ckpt_dir, resume)
+            checkpoint.restore(model, ckpt_dir, resume)
 
     # --- multi_worker, not the chief: the same steps, untracked (see training/workers.py) --
     if not chief:
@@ -110,14 +103,12 @@ def train(
             mlflow.log_text(config.to_json(), f"config.resumed-after-epoch-{initial_epoch}.json")
             print(f"resuming run {run_id} after epoch {initial_epoch}", flush=True)
         else:
-            ckpt_dir = Path(config.checkpoint_dir) / run_id  # documented; tagged on the run
+            ckpt_dir = checkpoint.run_folder(config.checkpoint_dir, run_id)
             tracking.log_config(config)
             if reweight is not None:  # 1-based, as the curves count epochs
                 mlflow.log_param("loss.drw_epoch", reweight[0] + 1)
             tracking.log_dataset(splits)
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
-            model.save_weights(ckpt_dir / "initial.weights.h5")
-            mlflow.set_tag(CHECKPOINT_TAG, str(ckpt_dir.resolve()))
+            checkpoint.start(model, ckpt_dir)  # initial weights; the run's tag points here
 
         # --- fit: val metrics (into Keras logs as val_<name>), checkpoint, MLflow log ------
         evaluate_val = _evaluator(config, model, loss_fn, splits.x_val, splits.y_val, splits)
@@ -147,9 +138,8 @@ def train(
             mlflow.set_tag(STOPPED_EPOCH_TAG, str(epochs_done))
 
         # --- artifacts: weights, the model (an MLflow LoggedModel) -----------------------
-        model.save_weights(ckpt_dir / "final.weights.h5")
-        tracking.log_file(ckpt_dir / "initial.weights.h5", "weights")
-        tracking.log_file(ckpt_dir / "final.weights.h5", "weights")
+        for weights in checkpoint.save_final(model, ckpt_dir):
+            tracking.log_file(weights, "weights")
         logged = _log_model(model, splits.x_val[:4], drop_proxies=config.task == "retrieval")
 
         # --- test: read once, here (skipped for tuning trials: they select on val) ----
@@ -162,7 +152,7 @@ def train(
         tracking.log_metrics({"time/wall_seconds": wall}, step=epochs_done)
         mlflow.set_tag("mlflow.note.content", tracking.run_description(config, run_id, test))
         if config.landscape:
-            initial = _weights_of(model, ckpt_dir / "initial.weights.h5")
+            initial = checkpoint.stored_weights(model, ckpt_dir / checkpoint.INITIAL)
             landscape = landscape_for_config(
                 config, model, loss_fn, initial, splits.x_train, splits.y_train
             )
@@ -256,17 +246,6 @@ def _backfill_metrics(run_id: str, history: dict[str, list[float]]) -> None:
     last_logged = max((m.step for m in logged), default=0)
     for epoch in range(last_logged, len(history.get("train/loss", []))):
         tracking.log_metrics({k: v[epoch] for k, v in history.items()}, step=epoch + 1)
-
-
-def _weights_of(model, path: Path) -> list[np.ndarray]:
-    """The weights stored in `path`, leaving the model's current weights in place."""
-    current = model.get_weights()
-    with warnings.catch_warnings():  # the file predates the optimizer's slots: not restored
-        warnings.simplefilter("ignore", UserWarning)
-        model.load_weights(path)
-    stored = model.get_weights()
-    model.set_weights(current)
-    return stored
 
 
 def _print_summary(config: Config, run, test: dict[str, float], wall: float) -> None:

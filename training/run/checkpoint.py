@@ -1,0 +1,191 @@
+"""The checkpoint of a run, owned here: its folder, files, restore, and the run tag to it.
+
+A run's folder is `<checkpoint_dir>/<run_id>/` (a relative `checkpoint_dir` is anchored at the
+repository root, like the default tracking store), pointed to by the run's tag
+`losslab.checkpoint_dir`. It holds:
+- `initial.weights.h5`: the weights before training (the landscape's origin);
+- `last.keras`: model weights + optimizer state after the last completed epoch (moments,
+  iteration count, so a cosine schedule continues where it stopped);
+- `state.json`: completed epochs, metric history, sampler state (seed, next epoch: the
+  pipelines are pure functions of both) and the dropout seed-generator states, which `.keras`
+  does not store;
+- `final.weights.h5`: the weights after the last epoch.
+
+`last.keras` and `state.json` are written to temporary names, then renamed with
+SIGINT/SIGTERM held back, so a Ctrl-C never leaves a torn or mismatched pair (state.json also
+records the optimizer's iteration count, which `restore` checks against last.keras).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import warnings
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+
+from training.config import ConfigError
+from training.run.tracking import existing_run
+from training.tags import CHECKPOINT_TAG
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INITIAL, FINAL, LAST, STATE = "initial.weights.h5", "final.weights.h5", "last.keras", "state.json"
+
+
+def run_folder(checkpoint_dir: str | Path, run_id: str) -> Path:
+    """`<checkpoint_dir>/<run_id>`, a relative checkpoint_dir taken from the repository root."""
+    root = Path(checkpoint_dir)
+    return (root if root.is_absolute() else REPO_ROOT / root) / run_id
+
+
+def folder_of(run_id: str, checkpoint_dir: str | Path) -> Path:
+    """Where an existing run's checkpoint is: its tag, else `run_folder`."""
+    tags = existing_run(run_id).data.tags  # ConfigError for an unknown run
+    return Path(tags[CHECKPOINT_TAG]) if CHECKPOINT_TAG in tags else run_folder(
+        checkpoint_dir, run_id)
+
+
+def start(model: keras.Model, folder: Path) -> None:
+    """A new run's folder with its initial weights, tagged on the active run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_weights(folder / INITIAL)
+    mlflow.set_tag(CHECKPOINT_TAG, str(folder.resolve()))
+
+
+def save_final(model: keras.Model, folder: Path) -> tuple[Path, Path]:
+    """Writes the final weights; → (initial, final) weight files, for upload."""
+    model.save_weights(folder / FINAL)
+    return folder / INITIAL, folder / FINAL
+
+
+def stored_weights(model: keras.Model, path: Path) -> list[np.ndarray]:
+    """The weights stored in `path`, leaving the model's current weights in place."""
+    current = model.get_weights()
+    with warnings.catch_warnings():  # the file predates the optimizer's slots: not restored
+        warnings.simplefilter("ignore", UserWarning)
+        model.load_weights(path)
+    stored = model.get_weights()
+    model.set_weights(current)
+    return stored
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Every epoch: `last.keras` and `state.json` in `directory` (see the module docstring)."""
+
+    def __init__(self, directory: Path, history: dict[str, list[float]], seed: int):
+        super().__init__()
+        self.directory = Path(directory)
+        self.history = history
+        self.seed = seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp_model = self.directory / "last.tmp.keras"
+        self.model.save(tmp_model)
+        state = {
+            "epoch": epoch + 1,
+            "iterations": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)),
+            "sampler": {"seed": self.seed, "next_epoch": epoch + 1},
+            "seed_generators": [_to_list(v) for v in seed_generator_states(self.model)],
+            "history": self.history,
+        }
+        tmp_state = self.directory / "state.tmp.json"
+        tmp_state.write_text(json.dumps(state))
+        with _signals_held():
+            os.replace(tmp_model, self.directory / "last.keras")
+            os.replace(tmp_state, self.directory / "state.json")
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Defer SIGINT/SIGTERM until the block is done (the two renames happen together).
+
+    Masking the main thread with pthread_sigmask is not enough: the kernel then hands a
+    process-directed signal to one of TensorFlow's threads, and Python still runs the handler
+    in the main thread at its next bytecode, inside the block. So the handlers are swapped for
+    one that only records the signal, and recorded signals are re-raised afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can only be changed (and only run) in the main thread
+        return
+    pending: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for signum in pending:
+            signal.raise_signal(signum)
+
+
+def load_state(directory: Path) -> dict:
+    """The last completed epoch and metric history of a checkpoint folder."""
+    return json.loads((Path(directory) / "state.json").read_text())
+
+
+def resume_state(directory: Path, run_id: str, epochs: int) -> dict:
+    """`state.json` of the run to resume, checked before the run is reopened.
+
+    Raises:
+        ConfigError: no checkpoint in `directory`, or the run already completed `epochs`.
+    """
+    path = Path(directory) / "state.json"
+    if not path.is_file() or not (Path(directory) / "last.keras").is_file():
+        raise ConfigError(
+            f"resume={run_id}: no checkpoint in {directory} (state.json and last.keras are "
+            "written after each completed epoch; a run stopped during epoch 1 cannot resume)"
+        )
+    state = load_state(directory)
+    if state["epoch"] >= epochs:
+        raise ConfigError(
+            f"resume={run_id}: the run already completed {state['epoch']} of epochs={epochs}; "
+            f"nothing to resume (pass epochs > {state['epoch']} to train further)"
+        )
+    return state
+
+
+def restore(model: keras.Model, directory: Path, state: dict) -> None:
+    """Load `last.keras` into `model`, built and compiled from the run's own config.
+
+    Only weights and optimizer variables are read (`load_weights`): no class or function in the
+    archive's config is ever deserialised, so a tampered checkpoint cannot run code.
+    """
+    model.optimizer.build(model.trainable_variables)  # creates the slots the file fills
+    model.load_weights(Path(directory) / "last.keras")
+    iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    if "iterations" in state and iterations != state["iterations"]:
+        raise ValueError(
+            f"checkpoint {directory} is inconsistent: last.keras is at optimizer step "
+            f"{iterations}, state.json at step {state['iterations']} (epoch {state['epoch']})"
+        )
+    variables = seed_generator_states(model)
+    saved = state["seed_generators"]
+    if len(variables) != len(saved):
+        raise ValueError(
+            f"checkpoint {directory} holds {len(saved)} seed-generator states, the model has "
+            f"{len(variables)}: it was written by a different model"
+        )
+    for variable, value in zip(variables, saved, strict=True):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def seed_generator_states(model: keras.Model) -> list:
+    """The RNG state variables of the model's layers (dropout masks), in layer order.
+
+    `model.variables` = weights + seed-generator states; `model.weights` excludes the latter.
+    """
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def _to_list(variable) -> list:
+    return np.asarray(keras.ops.convert_to_numpy(variable)).tolist()
