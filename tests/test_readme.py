@@ -32,3 +32,10 @@ def test_readme_loss_table_is_the_registry():
 
     text = (REPO_ROOT / "README.md").read_text()
     assert replace_loss_table(text) == text, "run: python -m training.help loss-table --write"
+
+
+def custom_loss_example() -> str:
+    """The README's worked custom-loss module (my_losses.py)."""
+    section = (REPO_ROOT / "README.md").read_text().split(
+        "## Write your own loss and compare it with ours", 1)[1]
+    return re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], flags=re.S)[0]

@@ -5,7 +5,6 @@ with no other edit."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 
@@ -20,8 +19,6 @@ from training.compare import child_configs, parse_settings
 from training.help import compare_help, loss_table, train_help
 from training.study.compare import default_variants
 from training.train import train
-
-README_SECTION = "## Write your own loss and compare it with ours"
 
 
 class ToyHinge(keras.losses.Loss):
@@ -68,8 +65,9 @@ def test_a_registered_toy_loss_trains(toy_registered, tiny, mlflow_store):
 
 
 def _readme_example() -> str:
-    section = (REPO_ROOT / "README.md").read_text().split(README_SECTION, 1)[1]
-    return re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], flags=re.S)[0]
+    from test_readme import custom_loss_example
+
+    return custom_loss_example()
 
 
 @pytest.mark.slow
