@@ -203,7 +203,7 @@ def test_worker_command_forces_multi_worker():
     assert workers.worker_command(["strategy=multi_worker"])  # explicit and consistent: fine
     with pytest.raises(ValueError, match="strategy=multi_worker"):
         workers.worker_command(["strategy=mirrored"])
-    assert workers.main(["--workers", "2", "--", "strategy=none"]) == 2
+    assert workers.main(["workers=2", "strategy=none"]) == 2
 
 
 def test_first_failure_stops_the_other_workers(monkeypatch):
@@ -231,7 +231,7 @@ def test_two_workers_leave_one_run_and_resume(tmp_path, mlflow_store):
     one checkpoint folder; then the same 2 workers resume that run for one more epoch."""
     ck = tmp_path / "ck"
     env = {"MLFLOW_TRACKING_URI": mlflow_store, "TMPDIR": str(tmp_path)}
-    base = [sys.executable, "-m", "training.run.workers", "--workers", "2", "--timeout", "500", "--"]
+    base = [sys.executable, "-m", "training.run.workers", "workers=2", "timeout=500"]
     proc = _run([*base, "dataset=digits", "epochs=1", f"checkpoint_dir={ck}"], env, 540)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "[worker 1]" in proc.stdout and "[worker 0] epoch 1/1" in proc.stdout
