@@ -1,14 +1,24 @@
-# losslab: `make help` lists the targets. Every target that runs Python first makes sure
-# .venv exists and holds the project (re-installed when pyproject.toml changes).
+# losslab: `make help` lists the targets. Every target that runs Python first makes sure .venv
+# exists and holds the project, installed from the committed lock files (pip install -r <lock>,
+# then the project itself with --no-deps), so a fresh clone gets exactly the versions CI tested:
+#   requirements.lock      what training needs: train, bench, ui, compare, tune, report, landscape, workers
+#   requirements-dev.lock  the same pins + the dev and server extras (pytest, ruff, hypothesis,
+#                          PostgreSQL drivers): test, lint, test-backends, server
+# Each is re-installed when its lock file or pyproject.toml changes. `make lock` re-pins both
+# lock files from pyproject.toml (it needs the package registry).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.install-stamp
+RUN_LOCK  := requirements.lock
+DEV_LOCK  := requirements-dev.lock
+STAMP_RUN := $(VENV)/.stamp-run
+STAMP_DEV := $(VENV)/.stamp-dev
+STAMP_BACKENDS := $(VENV)/.stamp-backends
 
-# Training knobs (see README "Configuration"); empty means "the config default".
+# Training knobs (every config key: `python -m training.train --help`); empty means "the config default".
 LOSS      ?= ce
 DATASET   ?= digits
 EPOCHS    ?=
@@ -19,9 +29,12 @@ STRATEGY  ?=
 DEVICES   ?=
 LANDSCAPE ?=
 ARGS      ?=
-# Compare / report / landscape knobs.
+# Compare / tune / report / landscape knobs.
 SEEDS      ?=
 LOSSES     ?=
+TUNE       ?=
+TRIALS     ?=
+SWEEP      ?=
 EXPERIMENT ?=
 PARENT     ?=
 RUN        ?=
@@ -29,6 +42,8 @@ RUN        ?=
 PORT ?= 5000
 HOST ?= 127.0.0.1
 WORKERS ?= 2
+# make lock UPGRADE=1: move every pin to the newest release pyproject.toml allows.
+UPGRADE ?=
 
 opt = $(if $(2),$(1)=$(2))
 # A resumed run takes its config from the run itself: only what is given explicitly is passed.
@@ -40,56 +55,103 @@ TRAIN_ARGS = loss=$(LOSS) dataset=$(DATASET) $(call opt,epochs,$(EPOCHS)) $(call
 	$(call opt,devices,$(DEVICES)) $(call opt,landscape,$(LANDSCAPE)) $(ARGS)
 endif
 
-$(STAMP): pyproject.toml
+# pip check fails when a lock file is stale (pyproject.toml asks for what it lacks): `make lock`.
+$(STAMP_RUN): $(RUN_LOCK) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -r $(RUN_LOCK)
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	@touch $@
 
-.PHONY: help venv train test test-backends lint bench ui compare report landscape server workers clean
+$(STAMP_DEV): $(DEV_LOCK) pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r $(DEV_LOCK)
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
+	@touch $@
+
+# The backends extra, keeping every pin of the dev lock: jax[cpu] and torch==2.13.0, for which
+# pip takes the CPU wheel (2.13.0+cpu) that lies on the disk of the project's machines.
+$(STAMP_BACKENDS): $(STAMP_DEV) $(DEV_LOCK) pyproject.toml
+	$(PY) -m pip install -q -c $(DEV_LOCK) -e '.[backends]'
+	@touch $@
+
+# The lock files are compiled with uv for CPython 3.11 on x86_64 Linux (manylinux_2_28), the
+# interpreter and platform of the project's machines and CI. The runtime lock is constrained by the
+# dev lock, so the two never pin a shared package differently. Existing pins are kept unless
+# pyproject.toml needs others (or UPGRADE=1).
+UV_VERSION    := 0.13.9
+LOCK_PYTHON   := 3.11
+LOCK_PLATFORM := x86_64-manylinux_2_28
+UV            := $(VENV)/bin/uv
+UV_COMPILE = $(UV) pip compile pyproject.toml --quiet --no-header --python-version $(LOCK_PYTHON) \
+	--python-platform $(LOCK_PLATFORM) $(if $(UPGRADE),--upgrade)
+lock_header = { printf '%s\n' \
+	'\# $(1): $(2), pinned from pyproject.toml by `make lock`' \
+	'\# (uv $(UV_VERSION) pip compile, for CPython $(LOCK_PYTHON) on $(LOCK_PLATFORM), i.e. x86_64 Linux).' \
+	'\# Install: pip install -r $(1) && pip install --no-deps -e .   (what `make` does)'; \
+	cat $(1); } > $(1).tmp && mv $(1).tmp $(1)
+
+.PHONY: help venv lock train tune test test-backends lint bench ui compare report landscape server workers clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: LOSS=$(LOSS) DATASET=$(DATASET) EPOCHS SEED IMBALANCE RESUME STRATEGY DEVICES ARGS=\"key=value ...\""
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / { s = $$2; \
+		while (match(s, /\$$\([A-Z_]+\)/)) s = substr(s, 1, RSTART - 1) substr(s, RSTART + 2, RLENGTH - 3) substr(s, RSTART + RLENGTH); \
+		printf "  make %-14s %s\n", $$1, s }' $(MAKEFILE_LIST)
+	@echo "  Variables (empty: the config default): LOSS=$(LOSS) DATASET=$(DATASET) EPOCHS SEED IMBALANCE RESUME"
+	@echo "    STRATEGY DEVICES LANDSCAPE ARGS=\"key=value ...\"  SEEDS LOSSES TUNE SWEEP TRIALS EXPERIMENT PARENT RUN"
+	@echo "    PORT=$(PORT) HOST=$(HOST) WORKERS=$(WORKERS)  PYTHON=$(PYTHON) (creates .venv)  UPGRADE=1 (make lock)"
 
-venv: $(STAMP) ## Create .venv and install the project (done automatically by the other targets)
+venv: $(STAMP_RUN) ## Create .venv and install what training needs from requirements.lock (the other targets do it too)
 
-train: $(STAMP) ## Train one model: make train LOSS=focal DATASET=digits EPOCHS=10 ARGS="gamma=1"
+lock: ## Re-pin requirements.lock and requirements-dev.lock from pyproject.toml (needs the package registry)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(UV_COMPILE) --extra dev --extra server -o $(DEV_LOCK)
+	$(UV_COMPILE) -c $(DEV_LOCK) -o $(RUN_LOCK)
+	@$(call lock_header,$(DEV_LOCK),runtime + dev + server extras)
+	@$(call lock_header,$(RUN_LOCK),runtime dependencies)
+
+train: $(STAMP_RUN) ## Train one model: make train LOSS=focal DATASET=digits EPOCHS=10 ARGS="gamma=1"
 	$(PY) -m training.train $(TRAIN_ARGS)
 
-test: $(STAMP) ## Run the test suite (tests/)
+tune: $(STAMP_RUN) ## Tune one loss's hyperparameters with Optuna: make tune LOSS=focal TRIALS=20
+	$(PY) -m training.tune loss=$(LOSS) dataset=$(DATASET) $(call opt,trials,$(TRIALS)) $(call opt,epochs,$(EPOCHS)) $(ARGS)
+
+test: $(STAMP_DEV) ## Run the test suite (tests/)
 	$(PY) -m pytest -q
 
-test-backends: $(STAMP) ## Run tests/losses under the JAX and PyTorch backends (installs their CPU builds)
-	$(PY) -c "import jax" 2>/dev/null || $(PY) -m pip install -q "jax[cpu]>=0.4.30"
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
+test-backends: $(STAMP_BACKENDS) ## Run tests/losses under JAX and PyTorch (installs their CPU builds: the backends extra)
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/losses
 	KERAS_BACKEND=torch $(PY) -m pytest -q tests/losses
 
-lint: $(STAMP) ## Lint with ruff
+lint: $(STAMP_DEV) ## Lint with ruff
 	$(PY) -m ruff check .
 
-bench: $(STAMP) ## Benchmarks: losses vs references, training throughput (medians, ratios)
+bench: $(STAMP_RUN) ## Benchmarks: losses vs references, training throughput (medians, ratios)
 	$(PY) -m benchmarks.losses
 	$(PY) -m benchmarks.train
 
-ui: $(STAMP) ## MLflow UI on 127.0.0.1:$(PORT) over the default store
+ui: $(STAMP_RUN) ## MLflow UI on 127.0.0.1:PORT over the default store
 	$(PY) -m mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(PORT)
 
-compare: $(STAMP) ## Compare losses over seeds: make compare DATASET=digits SEEDS=3 LOSSES=ce,focal
+compare: $(STAMP_RUN) ## Compare losses over seeds: make compare DATASET=digits SEEDS=3 LOSSES=ce,focal
 	$(PY) -m training.compare dataset=$(DATASET) $(call opt,seeds,$(SEEDS)) $(call opt,losses,$(LOSSES)) \
-		$(call opt,epochs,$(EPOCHS)) $(call opt,imbalance,$(IMBALANCE)) $(call opt,landscape,$(LANDSCAPE)) $(ARGS)
+		$(call opt,epochs,$(EPOCHS)) $(call opt,imbalance,$(IMBALANCE)) $(call opt,landscape,$(LANDSCAPE)) \
+		$(call opt,tune,$(TUNE)) $(call opt,sweep,$(SWEEP)) $(ARGS)
 
-report: $(STAMP) ## Rebuild a compare report from the store: make report [EXPERIMENT=...] [PARENT=run_id]
+report: $(STAMP_RUN) ## Rebuild a compare report from the store: make report [EXPERIMENT=...] [PARENT=run_id]
 	$(PY) -m training.report $(call opt,experiment,$(EXPERIMENT)) $(call opt,parent,$(PARENT))
 
-landscape: $(STAMP) ## Loss landscape of a finished run: make landscape RUN=<run_id>
+landscape: $(STAMP_RUN) ## Loss landscape of a finished run: make landscape RUN=<run_id>
 	$(PY) -m training.landscape run=$(RUN) $(ARGS)
 
-server: $(STAMP) ## Team tracking server on PostgreSQL (see mlflow/README.md)
+server: $(STAMP_DEV) ## Team tracking server on PostgreSQL (see mlflow/README.md)
 	bash mlflow/server.sh
 
-workers: $(STAMP) ## N local tf.distribute workers on loopback: make workers WORKERS=2 LOSS=ce
+workers: $(STAMP_RUN) ## N local tf.distribute workers on loopback: make workers WORKERS=2 LOSS=ce
 	$(PY) -m training.workers --workers $(WORKERS) -- $(TRAIN_ARGS)
 
 clean: ## Remove caches (keeps .venv, mlflow.db and checkpoints)
