@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from training.metrics import (
+    calibration_bins,
     classification_metrics,
     expected_calibration_error,
     nearest_columns,
@@ -62,6 +63,23 @@ def ece_reference(probs, labels, bins=15):
         conf = np.mean([max(probs[i]) for i in members])
         total += len(members) / n * abs(acc - conf)
     return total
+
+
+def calibration_bins_reference(probs, labels, bins=15):
+    """Bin b holds b/bins < c <= (b+1)/bins (c = 0 in bin 0): one example at a time."""
+    confidence, accuracy, count = np.full(bins, np.nan), np.full(bins, np.nan), np.zeros(bins)
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = []
+        for i in range(len(labels)):
+            c = max(probs[i])
+            if lo < c <= hi or (b == 0 and c == 0):
+                members.append(i)
+        count[b] = len(members)
+        if members:
+            confidence[b] = np.mean([max(probs[i]) for i in members])
+            accuracy[b] = np.mean([int(np.argmax(probs[i]) == labels[i]) for i in members])
+    return confidence, accuracy, count
 
 
 def clustered(n, dim, classes, seed, spread=1.0):
@@ -175,6 +193,58 @@ def test_retrieval_70k_runs_in_bounded_memory():
 
 
 # --- calibration ------------------------------------------------------------------------------
+
+
+def test_calibration_bins_put_an_edge_in_the_lower_bin():
+    probs = np.array([
+        [0.0, 0.0, 0.0, 0.0],  # confidence 0: first bin
+        [0.25, 0.25, 0.25, 0.25],  # on the edge 1/4: bin 0, not bin 1
+        [0.3, 0.3, 0.2, 0.2],
+        [0.5, 0.5, 0.0, 0.0],  # on the edge 1/2: bin 1
+        [0.75, 0.25, 0.0, 0.0],  # on the edge 3/4: bin 2
+        [1.0, 0.0, 0.0, 0.0],  # confidence 1: last bin
+    ])
+    labels = np.array([0, 1, 0, 0, 0, 1])  # top-1 (the first maximum) right: rows 0, 2, 3, 4
+    confidence, accuracy, count = calibration_bins(probs, labels, bins=4)
+    assert count.tolist() == [2, 2, 1, 1]
+    np.testing.assert_allclose(confidence, [0.125, 0.4, 0.75, 1.0])
+    np.testing.assert_allclose(accuracy, [0.5, 1.0, 1.0, 0.0])
+
+
+def test_calibration_bins_every_edge_of_fifteen():
+    # Confidence exactly k/15 goes to bin k - 1, one ulp above it to bin k (ceil(c·15) puts
+    # nextafter(11/15) in bin 10: the product rounds down to 11).
+    edges = np.arange(1, 16) / 15
+    above = np.nextafter(edges[:-1], 2.0)
+    confidences = np.concatenate([edges, above])
+    probs = np.stack([np.r_[c, np.full(15, (1 - c) / 15)] for c in confidences])  # max = c
+    _, _, count = calibration_bins(probs, np.zeros(len(probs), dtype=int))
+    expected = np.bincount(np.r_[np.arange(15), np.arange(1, 15)], minlength=15)
+    assert count.tolist() == expected.tolist()
+
+
+def test_calibration_bins_empty_bins_are_nan():
+    confidence, accuracy, count = calibration_bins(np.array([[0.9, 0.1]]), np.array([0]), 5)
+    assert count.tolist() == [0, 0, 0, 0, 1]
+    assert np.isnan(confidence[:4]).all() and np.isnan(accuracy[:4]).all()
+    assert (confidence[4], accuracy[4]) == (0.9, 1.0)
+    with pytest.raises(ValueError, match="bins must be an integer >= 1"):
+        calibration_bins(np.array([[0.9, 0.1]]), np.array([0]), 0)
+
+
+@pytest.mark.parametrize("bins", [1, 10, 15])
+def test_calibration_bins_match_loop_reference(bins):
+    rng = np.random.default_rng(bins)
+    probs = rng.dirichlet(np.ones(5) * 0.5, size=400)
+    probs[:bins] = 0.0
+    probs[:bins, 0] = np.arange(1, bins + 1) / bins  # every edge, exactly
+    probs[bins] = 0.0  # confidence 0
+    labels = rng.integers(0, 5, size=400)
+    got = calibration_bins(probs, labels, bins)
+    want = calibration_bins_reference(probs, labels, bins)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    assert got[2].dtype == np.int64 and got[2].sum() == 400
 
 
 def test_ece_hand_computed():

@@ -288,10 +288,11 @@ def log_metrics(values: dict[str, float], step: int | None = None,
 
 
 def log_figure(figure, path: str) -> None:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    """Log a `matplotlib.figure.Figure` (from `training.plots`) as the PNG at ``path``.
 
+    Those figures are not registered with pyplot, so there is nothing to close: the figure
+    is freed with its last reference."""
     mlflow.log_figure(figure, path)
-    plt.close(figure)
 
 
 def log_file(local_path: str | Path, artifact_dir: str | None = None) -> None:
