@@ -72,7 +72,7 @@ $(STAMP_DEV): $(DEV_LOCK) pyproject.toml
 	$(PY) -m pip check
 	@touch $@
 
-# The backends extra, keeping every pin of the dev lock: jax[cpu] and torch==2.13.0, for which
+# The backends extra, keeping every pin of the dev lock: jax[cpu] and torch 2.13.0, for which
 # pip takes the CPU wheel (2.13.0+cpu) that lies on the disk of the project's machines.
 $(STAMP_BACKENDS): $(STAMP_DEV) $(DEV_LOCK) pyproject.toml
 	$(PY) -m pip install -q -c $(DEV_LOCK) -e '.[backends]'
