@@ -1,5 +1,6 @@
-"""Report text and figures from hand-made numbers: winners in bold, CSV round trip, figures
-drawn from plain arrays (no training, no MLflow)."""
+"""Report text and figures from hand-made runs: the markdown's table, verdicts, head notes and
+warnings; the CSV's rows and round trip; figures drawn from plain arrays (no training, no
+MLflow)."""
 
 from __future__ import annotations
 
@@ -11,61 +12,180 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from training.report import figures, render
+from training.study.report import figures, render
 from training.study.report.collect import ChildRun, CompareRuns
-from training.study.report.summary import METRICS, Stat, winners
+from training.study.report.summary import summarize
+
+PARAMS = {"dataset": "digits", "seeds": "3", "epochs": "2", "imbalance": "10.0"}
 
 
-def _row(**means):
-    """All classification metrics at 0.5 ± 0.1 (n=3) except the given (mean, std) pairs."""
-    stats = {m.name: Stat(0.5, 0.1, 3) for m in METRICS["classification"]}
-    stats.update({k: Stat(mean, std, 3) for k, (mean, std) in means.items()})
-    return stats
+def _child(loss, seed, metrics, *, output="logits", task="classification", status="FINISHED"):
+    return ChildRun(f"{loss}-{seed}", loss, task, seed, status, metrics, None, None,
+                    output=output)
 
 
-@pytest.fixture
-def report_parts():
-    table = {"classification": {
-        "ce": _row(accuracy=(0.80, 0.01), ece=(0.10, 0.05)),
-        "focal": _row(accuracy=(0.90, 0.01), ece=(0.12, 0.05)),
-    }}
-    failed = ChildRun("abc", "focal", "classification", 3, "FAILED", {}, None, "ValueError: x")
-    runs = CompareRuns("p1", "compare-digits", {"dataset": "digits", "seeds": "4",
-                       "epochs": "2", "imbalance": "10.0"}, ("ce", "focal"), (failed,))
-    return runs, table, winners(table)
+def _compare(per_loss, *, extra=(), task="classification", outputs=None):
+    """per_loss: loss → metric key → values per seed (seed = position)."""
+    outputs = outputs or {}
+    children = [
+        _child(loss, seed, {k: v[seed] for k, v in metrics.items()},
+               output=outputs.get(loss, "logits" if task == "classification" else "embedding"),
+               task=task)
+        for loss, metrics in per_loss.items()
+        for seed in range(len(next(iter(metrics.values()))))
+    ]
+    return CompareRuns("p1", "compare-digits", PARAMS, tuple(per_loss), (*children, *extra))
 
 
-def test_markdown_bolds_the_clear_winner_and_says_no_clear_winner_otherwise(report_parts):
-    runs, table, wins = report_parts
-    text = render.markdown(runs, table, wins)
-    assert wins["classification"]["accuracy"] == "focal"
-    assert wins["classification"]["ece"] is None
-    focal_row = next(line for line in text.splitlines() if line.startswith("| focal |"))
-    assert "**0.9000 ± 0.0100**" in focal_row
-    assert "- accuracy: **focal**" in text
-    assert "- ECE: no clear winner" in text
-    assert "| ce | 3 | 0.8000 ± 0.0100 |" in text
-    assert "focal seed 3: FAILED (ValueError: x), run `abc`" in text  # failures are listed
-    assert "IR = 10.0" in text
+def _report(runs, reference=None):
+    task = runs.tasks()[0]
+    summaries = summarize(runs, {task: reference or runs.variants[0]})
+    return summaries, render.markdown(runs, summaries), render.csv_text(summaries)
 
 
-def test_one_loss_makes_no_claim(report_parts):
-    runs, table, _ = report_parts
-    del table["classification"]["focal"]
-    text = render.markdown(runs, table, winners(table))
-    assert "- accuracy: one loss only" in text and "**" not in text.split("\n- ")[1]
+# ce vs focal over 3 seeds: focal clearly better in accuracy (differences 0.10, 0.11, 0.12),
+# worse in ECE (+0.05, +0.06, +0.04), equal within noise in macro-F1 (−0.01, +0.02, −0.005).
+THREE = {
+    "ce": {"test/accuracy": [0.80, 0.82, 0.84], "test/ece": [0.10, 0.12, 0.11],
+           "test/macro_f1": [0.70, 0.70, 0.70], "time/wall_seconds": [10.0, 11.0, 12.0]},
+    "focal": {"test/accuracy": [0.90, 0.93, 0.96], "test/ece": [0.15, 0.18, 0.15],
+              "test/macro_f1": [0.69, 0.72, 0.695], "time/wall_seconds": [10.5, 11.0, 12.5]},
+}
 
 
-def test_csv_has_one_row_per_loss_with_full_precision(report_parts):
-    _, table, wins = report_parts
-    table["classification"]["ce"]["macro_f1"] = Stat(1 / 3, math.nan, 1)
-    rows = list(csv.DictReader(io.StringIO(render.csv_text(table, wins))))
-    assert [r["loss"] for r in rows] == ["ce", "focal"]
-    ce, focal = rows
-    assert float(ce["accuracy_mean"]) == 0.80 and float(ce["accuracy_std"]) == 0.01
-    assert float(ce["macro_f1_mean"]) == 1 / 3 and math.isnan(float(ce["macro_f1_std"]))
-    assert focal["best_in"] == "accuracy" and ce["best_in"] == ""
-    assert ce["n"] == "3" and ce["task"] == "classification"
+def _line(text, start):
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+def test_markdown_marks_only_holm_significant_differences():
+    failed = _child("focal", 3, {}, status="FAILED")
+    summaries, text, _ = _report(_compare(THREE, extra=(failed,)))
+    assert "Reference: **ce**." in text
+    assert "| ce (reference) | 3 | 0.8200 ± 0.0200 |" in text
+    focal_row = _line(text, "| focal | 3 |")
+    assert "0.9300 ± 0.0300 ▲" in focal_row  # accuracy up: better
+    assert "0.1600 ± 0.0173 ▼" in focal_row  # ECE up: worse (lower is better)
+    assert "0.7017 ± 0.0161 |" in focal_row  # macro-F1: no mark
+    # Accuracy: d = 0.10, 0.11, 0.12 → t = 0.11/(0.01/√3), p = 1 − t/√(t² + 2) = 0.0027;
+    # ECE: d = 0.05, 0.06, 0.04 → t = 0.05/(0.01/√3), p = 0.013 (one loss: Holm = raw).
+    assert _line(text, "- focal: ") == (
+        "- focal: **better** in accuracy (Δ +0.1100, 95 % CI [+0.0852, +0.1348], p_holm 0.0027); "
+        "**worse** in ECE (Δ +0.0500, 95 % CI [+0.0252, +0.0748], p_holm 0.013); "
+        "no significant difference (3 seeds) in macro-F1 (Δ +0.0017, 95 % CI [-0.0383, "
+        "+0.0416], p_holm 0.87), wall s/run (Δ +0.3, 95 % CI [-0.4, +1.1], p_holm 0.18)")
+    assert "focal seed 3: FAILED, run `focal-3`" in text  # failures are listed
+    assert "IR = 10.0" in text and "clear winner" not in text
+
+
+def test_markdown_verdicts_carry_the_hand_computed_interval():
+    summaries, text, _ = _report(_compare(THREE))
+    # Accuracy differences 0.10, 0.11, 0.12: mean 0.11, sd 0.01, t(0.975, 2) = 4.3027.
+    half = math.sqrt(2 * 0.95**2 / (1 - 0.95**2)) * 0.01 / math.sqrt(3)
+    assert f"[{0.11 - half:+.4f}, {0.11 + half:+.4f}]" in _line(text, "- focal: ")
+
+
+def test_holm_changes_what_the_markdown_says():
+    ref = [0.5, 0.6, 0.7]
+    shifted = {  # raw p: a 0.040, b 0.035 (both < 0.05), c 0.0027; Holm: a, b 0.070
+        "a": [0.018, 0.028, 0.038], "b": [0.02, 0.03, 0.04], "c": [0.10, 0.11, 0.12]}
+    per_loss = {"ce": {"test/accuracy": ref}} | {
+        loss: {"test/accuracy": [r + d for r, d in zip(ref, ds, strict=True)]}
+        for loss, ds in shifted.items()}
+    _, text, _ = _report(_compare(per_loss))
+    assert _line(text, "- c: ").startswith("- c: **better** in accuracy")
+    for loss in "ab":
+        line = _line(text, f"- {loss}: ")
+        assert "no significant difference (3 seeds) in accuracy" in line
+        assert "p_holm 0.07" in line and "**" not in line
+
+
+def test_few_seeds_warn_and_a_zero_crossing_ci_recommends_five():
+    two = {loss: {k: v[:2] for k, v in m.items()} for loss, m in THREE.items()}
+    _, text, _ = _report(_compare(two))
+    assert "Warning: fewer than 3 seeds paired with ce: focal (2 seeds)." in text
+    # macro-F1 differences −0.01, +0.02: the interval contains 0.
+    assert "The 95 % CI of Δ includes 0 for focal (macro-F1, ECE): " in text
+    assert "run 5 seeds (`make compare SEEDS=5`)" in text
+    _, text3, _ = _report(_compare(THREE))
+    assert "Warning: fewer than 3" not in text3
+    assert "includes 0 for focal (macro-F1): " in text3  # wall time: no advice on seeds
+
+
+def test_one_seed_gives_no_statistics_and_says_so():
+    one = {loss: {k: v[:1] for k, v in m.items()} for loss, m in THREE.items()}
+    _, text, table = _report(_compare(one))
+    assert _line(text, "- focal: ") == ("- focal: no significant difference (1 seed) in accuracy, "
+                                       "macro-F1, ECE, wall s/run")
+    assert "▲" not in text.split("Versus")[0] and "▼" not in text.split("Versus")[0]
+    row = next(r for r in csv.DictReader(io.StringIO(table)) if r["loss"] == "focal")
+    assert row["n"] == "1" and row["std"] == "" and row["delta_mean"] == "" == row["p_holm"]
+
+
+def test_one_loss_makes_no_claim():
+    _, text, _ = _report(_compare({"ce": THREE["ce"]}))
+    assert "One loss only: nothing to compare." in text and "Versus" not in text
+
+
+def test_a_reference_without_runs_compares_nothing():
+    runs = _compare({"focal": THREE["focal"]})
+    runs = CompareRuns(runs.parent_id, runs.experiment, runs.params, ("ce", "focal"),
+                       runs.children)
+    summaries = summarize(runs, {"classification": "ce"})
+    text = render.markdown(runs, summaries)
+    assert "The reference ce has no finished run: no comparison." in text
+
+
+def test_heads_note_names_the_losses_with_another_output():
+    per_loss = {loss: THREE["ce"] for loss in ("ce", "focal", "ldam_drw")}
+    _, text, _ = _report(_compare(per_loss, outputs={"ldam_drw": "cosine_logits"}))
+    assert ("Heads: ldam_drw differs from the others only in its cosine classifier head "
+            "(normalised features × normalised weights).") in text
+    _, same, _ = _report(_compare(per_loss))
+    assert "Heads:" not in same
+
+
+def test_heads_note_for_proxy_losses_in_retrieval():
+    retrieval = {"test/map_at_r": [0.3, 0.4], "test/precision_at_1": [0.9, 0.91]}
+    names = ("triplet_hard", "arcface", "cosface", "proxy_anchor")
+    runs = _compare({loss: retrieval for loss in names}, task="retrieval",
+                    outputs=dict.fromkeys(names[1:], "proxy_cosines"))
+    _, text, _ = _report(runs)
+    assert ("Heads: arcface, cosface, proxy_anchor train with learned class proxies on the "
+            "same embedding; retrieval is evaluated on the embedding.") in text
+    assert "| P@1 | R@5 | R-precision | MAP@R | wall s/run ↓ |" in text
+
+
+def test_classification_columns_follow_what_was_logged():
+    per_loss = {loss: {**m, "test/balanced_accuracy_posthoc": [0.8, 0.8, 0.8],
+                       "test/medium_shot_accuracy": [0.9, 0.9, 0.9],
+                       "test/few_shot_accuracy": [0.6, 0.6, 0.6]} for loss, m in THREE.items()}
+    _, text, _ = _report(_compare(per_loss))
+    header = _line(text, "| loss | n |")
+    assert header == ("| loss | n | accuracy | balanced acc. | balanced acc. post-hoc | "
+                      "macro-F1 | ECE ↓ | tail recall | medium-shot acc. | few-shot acc. | "
+                      "wall s/run ↓ |")  # many-shot: no class has > 100 images, not logged
+
+
+def test_csv_is_one_row_per_loss_and_metric_with_full_precision():
+    summaries, _, table = _report(_compare(THREE))
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert list(rows[0]) == ["task", "loss", "metric", "n", "mean", "std", "delta_mean",
+                             "delta_ci_low", "delta_ci_high", "p_value", "p_holm"]
+    metrics = [m.key for m in summaries["classification"].metrics]
+    assert [(r["loss"], r["metric"]) for r in rows] == [
+        (loss, key) for loss in ("ce", "focal") for key in metrics]
+    by = {(r["loss"], r["metric"]): r for r in rows}
+    ce = by["ce", "test/accuracy"]
+    assert (ce["task"], ce["n"]) == ("classification", "3")
+    assert float(ce["mean"]) == np.mean([0.80, 0.82, 0.84])
+    assert [ce[k] for k in ("delta_mean", "delta_ci_low", "delta_ci_high", "p_value",
+                            "p_holm")] == [""] * 5  # the reference's own rows
+    focal = by["focal", "test/accuracy"]
+    paired = summaries["classification"].paired["focal"]["test/accuracy"]
+    assert float(focal["delta_mean"]) == paired.delta_mean  # repr: no digit lost
+    assert float(focal["p_holm"]) == paired.p_holm and float(focal["p_value"]) == paired.p_value
+    assert by["focal", "test/balanced_accuracy"]["n"] == "0"  # never logged: an empty row
+    assert float(by["focal", "time/wall_seconds"]["mean"]) == np.mean([10.5, 11.0, 12.5])
 
 
 # --- figures ---------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""Report numbers: mean ± std over seeds, tail classes, and the clear-winner rule, checked on
-hand-made values (no training, no MLflow)."""
+"""Report numbers: mean ± std over seeds, tail classes and tail recall, and what `collect`
+derives from a run without a store: recall of older runs, the model output a loss took, the
+reference of each task (hand-made values; no training, no MLflow). The paired statistics
+are in test_report_stats.py."""
 
 from __future__ import annotations
 
@@ -8,12 +10,16 @@ import math
 import numpy as np
 import pytest
 
-from training.study.report.summary import Stat, clear_winner, tail_classes, tail_recall
-
-
-def stat(mean, std, n=3):
-    return Stat(mean, std, n)
-
+from training.loss_catalog import loss_spec
+from training.study.report.collect import (
+    ChildRun,
+    CompareRuns,
+    ReportError,
+    output_of,
+    recall_from_metrics,
+    references,
+)
+from training.study.report.summary import TAIL_RECALL, Stat, tail_classes, tail_recall, value
 
 # --- Stat ------------------------------------------------------------------------------------
 
@@ -33,53 +39,6 @@ def test_stat_skips_missing_values_and_has_no_spread_for_one_seed():
     assert (single.mean, single.n) == (0.7, 1) and math.isnan(single.std)
     empty = Stat.of([])
     assert empty.n == 0 and math.isnan(empty.mean)
-
-
-# --- the winner rule -------------------------------------------------------------------------
-
-
-def test_winner_when_intervals_are_apart():
-    # 0.90 - 0.01 = 0.89 > 0.85 + 0.01 = 0.86
-    assert clear_winner({"ce": stat(0.85, 0.01), "focal": stat(0.90, 0.01)}) == "focal"
-
-
-def test_no_winner_when_intervals_overlap():
-    # 0.90 - 0.03 = 0.87 < 0.85 + 0.03 = 0.88
-    assert clear_winner({"ce": stat(0.85, 0.03), "focal": stat(0.90, 0.03)}) is None
-
-
-def test_touching_intervals_are_not_a_win():
-    # 1.0 - 0.25 == 0.5 + 0.25 exactly (binary fractions): overlap at one point.
-    assert clear_winner({"a": stat(1.0, 0.25), "b": stat(0.5, 0.25)}) is None
-
-
-def test_lower_is_better_metrics_pick_the_smallest():
-    stats = {"ce": stat(0.05, 0.01), "focal": stat(0.02, 0.005)}
-    assert clear_winner(stats, higher_is_better=False) == "focal"
-    # Same numbers read as higher-is-better: ce's interval [0.04, 0.06] is above [0.015, 0.025].
-    assert clear_winner(stats, higher_is_better=True) == "ce"
-
-
-def test_every_other_loss_counts_not_only_the_runner_up():
-    # Runner-up b is far below, but c (lower mean, huge spread) reaches 0.95 > 0.89.
-    stats = {"a": stat(0.90, 0.01), "b": stat(0.80, 0.01), "c": stat(0.70, 0.25)}
-    assert clear_winner(stats) is None
-
-
-def test_zero_spread_with_different_means_is_a_win():
-    assert clear_winner({"a": stat(0.8, 0.0), "b": stat(0.7, 0.0)}) == "a"
-    assert clear_winner({"a": stat(0.8, 0.0), "b": stat(0.8, 0.0)}) is None
-
-
-def test_no_claim_without_two_seeds_or_two_losses():
-    assert clear_winner({"a": stat(0.9, 0.0)}) is None
-    assert clear_winner({"a": stat(0.9, math.nan, n=1), "b": stat(0.1, 0.01)}) is None
-    assert clear_winner({}) is None
-
-
-def test_losses_without_data_are_left_out():
-    stats = {"a": stat(0.9, 0.01), "b": stat(0.8, 0.01), "c": Stat(math.nan, math.nan, 0)}
-    assert clear_winner(stats) == "a"
 
 
 # --- tail classes ----------------------------------------------------------------------------
@@ -102,8 +61,71 @@ def test_ties_go_to_the_higher_class_index():
 
 def test_tail_recall_is_the_mean_recall_of_the_tail_classes():
     counts = np.array([50, 40, 30, 20, 10, 8, 6, 4, 2, 1])
-    metrics = {f"test/recall_class_{c}": c / 10 for c in range(10)}
-    assert tail_recall(metrics, counts) == pytest.approx((0.9 + 0.8 + 0.7) / 3)
-    del metrics["test/recall_class_9"]  # a class absent from the test split: left out
-    assert tail_recall(metrics, counts) == pytest.approx((0.8 + 0.7) / 2)
-    assert math.isnan(tail_recall(metrics, None))
+    recall = np.arange(10) / 10
+    assert tail_recall(recall, counts) == pytest.approx((0.9 + 0.8 + 0.7) / 3)
+    recall[9] = math.nan  # a class absent from the test split: left out
+    assert tail_recall(recall, counts) == pytest.approx((0.8 + 0.7) / 2)
+    assert tail_recall(recall[:8], counts) == pytest.approx(0.7)  # a shorter table: the same
+    assert math.isnan(tail_recall(recall, None)) and math.isnan(tail_recall(None, counts))
+
+
+# --- what collect derives from one run -------------------------------------------------------
+
+
+def test_older_runs_give_their_recall_as_one_metric_per_class():
+    metrics = {"test/accuracy": 0.9, "test/recall_class_0": 0.5, "test/recall_class_2": 0.25}
+    recall = recall_from_metrics(metrics)
+    assert recall[0] == 0.5 and math.isnan(recall[1]) and recall[2] == 0.25
+    assert recall_from_metrics({"test/accuracy": 0.9}) is None
+    assert recall_from_metrics({"test/recall_class_x": 1.0}) is None
+
+
+def test_tail_recall_of_a_run_reads_its_recall_and_counts():
+    counts = np.array([5, 4, 3, 2, 1, 1, 1, 1, 1, 1])
+    child = ChildRun("r", "ce", "classification", 0, "FINISHED", {}, counts, None,
+                     recall=np.linspace(0, 0.9, 10))
+    assert value(child, TAIL_RECALL) == pytest.approx((0.9 + 0.8 + 0.7) / 3)
+    no_table = ChildRun("r", "ce", "classification", 0, "FINISHED", {}, counts, None)
+    assert math.isnan(value(no_table, TAIL_RECALL))
+
+
+@pytest.mark.parametrize(("variant", "params", "expected"), [
+    ("ce", {}, "logits"),
+    ("ldam_drw", {"head": "auto"}, "cosine_logits"),  # the entry asks for the cosine head
+    ("ce", {"head": "cosine"}, "cosine_logits"),  # the run's head param decides
+    ("ldam", {"head": "dense"}, "logits"),
+    ("triplet_hard", {}, "embedding"),
+    ("arcface", {"head": "auto"}, "proxy_cosines"),
+])
+def test_output_of_a_run(variant, params, expected):
+    assert output_of(loss_spec(variant), params) == expected
+    assert output_of(None, params) is None  # a loss that does not resolve here: unknown
+
+
+def _compare(*children, listed=("ce", "focal", "triplet")):
+    runs = [ChildRun(f"{v}{s}", v, task, s, status, {}, None, None)
+            for v, task, s, status in children]
+    return CompareRuns("p", "e", {}, listed, tuple(runs))
+
+
+def test_references_default_to_the_first_listed_loss_with_a_finished_run():
+    runs = _compare(("ce", "classification", 0, "FAILED"),
+                    ("focal", "classification", 0, "FINISHED"),
+                    ("triplet", "retrieval", 0, "FINISHED"))
+    assert references(runs) == {"classification": "focal", "retrieval": "triplet"}
+    runs = _compare(("ce", "classification", 0, "FINISHED"),
+                    ("focal", "classification", 0, "FINISHED"))
+    assert references(runs) == {"classification": "ce"}
+    assert references(runs, "focal") == {"classification": "focal"}
+    assert references(runs, " focal , triplet") == {"classification": "focal",
+                                                    "retrieval": "triplet"}
+
+
+def test_a_bad_reference_names_the_losses_of_the_compare():
+    runs = _compare(("ce", "classification", 0, "FINISHED"),
+                    ("focal", "classification", 0, "FINISHED"))
+    with pytest.raises(ReportError, match="'poly' is not a loss of this compare; its losses: "
+                                          "ce, focal, triplet"):
+        references(runs, "poly")
+    with pytest.raises(ReportError, match="two classification losses"):
+        references(runs, "ce,focal")

@@ -1,12 +1,12 @@
 """Compare reports rebuilt from the MLflow store alone (`make report`, `training.compare`).
 
     collect.py  parent and child runs read back from MLflow
-    summary.py  mean ± std over seeds, tail recall, the clear-winner rule
+    summary.py  mean ± std over seeds, tail recall, paired t-tests against a reference, Holm
     render.py   markdown and CSV
     figures.py  curves, per-class recall, reliability diagrams
     build.py    build_report (store → Report) and publish (Report → parent run)
 
-CLI: ``python -m training.report experiment=compare-digits [parent=<run_id>]``.
+CLI: ``python -m training.report experiment=compare-digits [parent=<run_id>] [reference=ce]``.
 """
 
 from training.study.report.build import Report, build_report, publish

@@ -1,10 +1,12 @@
 """CLI: rebuild a compare's report and figures from the MLflow store, log them to its parent.
 
-    python -m training.report experiment=compare-digits [parent=<run_id>]
+    python -m training.report experiment=compare-digits [parent=<run_id>] [reference=focal]
     make report EXPERIMENT=compare-digits [PARENT=<run_id>]
 
 Without ``parent`` the latest compare parent run of ``experiment`` is used; with neither,
-the latest compare parent run in the store. The store is
+the latest compare parent run in the store. ``reference`` names the loss the others are
+compared with (comma-separated, at most one per task; default: the compare's own
+``reference`` if it logged one, else each task's first listed loss). The store is
 ``MLFLOW_TRACKING_URI`` or the project's ``mlflow.db``. Exit codes: 0 done, 2 bad arguments
 or no such compare (the message lists what exists), 1 any other failure.
 """
@@ -21,8 +23,10 @@ from training.keyvalue import Key, parse_keys
 KEYS = (
     Key("experiment", str, "", "experiment of the compare (default: the latest anywhere)"),
     Key("parent", str, "", "run id of the compare parent (default: the latest)"),
+    Key("reference", str, "", "loss(es) compared with, one per task (default: first listed)"),
 )
-USAGE = "usage: python -m training.report [experiment=<name>] [parent=<run_id>]"
+USAGE = ("usage: python -m training.report [experiment=<name>] [parent=<run_id>] "
+         "[reference=<loss>[,<loss>]]")
 
 
 def parse(argv: list[str]) -> dict[str, str]:
@@ -51,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         mlflow.set_tracking_uri(uri)
         client = mlflow.MlflowClient(uri)
         parent = find_parent(client, args.get("experiment"), args.get("parent"))
-        report = build_report(client, parent)
+        report = build_report(client, parent, args.get("reference"))
         publish(client, report)
     except (ReportError, TrackingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -60,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(report.markdown)
-    print(f"logged report.md, report.csv and {len(report.figures)} figures to parent run "
-          f"{parent} ({uri})")
+    print(f"logged report.md, report.csv, {len(report.figures)} figures, the description and "
+          f"the per-loss mean/std metrics to parent run {parent} ({uri})")
     return 0
 
 

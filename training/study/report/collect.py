@@ -2,22 +2,30 @@
 
 Nothing here trains or needs the compare's process: a compare interrupted halfway, or run on
 another machine against the same store, is read the same way. Cost: one `search_runs` for
-the children, then, for the figures only, one `get_metric_history` per (child, curve) and
-one artifact download per classification child.
+the children; one download of `eval/per_class_recall.json` (the trainer's per-class recall
+table, about 1 KB) per finished classification child, for tail recall and the per-class
+figure (runs of older stores logged `test/recall_class_<c>` metrics instead: those are used,
+and nothing is downloaded); then, for the other figures only, one `get_metric_history` per
+(child, curve) and one `eval/test_outputs.npz` download per classification child.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tempfile
 from pathlib import Path
 
 import mlflow
 import numpy as np
 
-from training.loss_catalog import catalog
+from training.errors import ConfigError
+from training.loss_catalog import catalog, loss_spec
 from training.tags import COMPARE_TAG, ERROR_TAG
+
+RECALL_TABLE = "eval/per_class_recall.json"  # written by the trainer with mlflow.log_table
+_OLD_RECALL = re.compile(r"test/recall_class_(\d+)")  # older stores: one metric per class
 
 
 class ReportError(ValueError):
@@ -34,6 +42,11 @@ class ChildRun:
             input; None when the run logged none (it failed before loading data).
         status: MLflow status: FINISHED, FAILED, KILLED or RUNNING.
         error: the `losslab.error` tag of a failed run.
+        recall: float64 (C,) test recall per class (NaN: class absent from the test split);
+            None when unknown (not a finished classification run, or nothing logged).
+        output: what the loss took from the model (its registry entry's `output`, with the
+            run's `head` param for classification): logits, cosine_logits, embedding,
+            proxy_cosines; None when the loss cannot be resolved here.
     """
 
     run_id: str
@@ -44,6 +57,8 @@ class ChildRun:
     metrics: dict[str, float]
     train_counts: np.ndarray | None
     error: str | None
+    recall: np.ndarray | None = None
+    output: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -103,6 +118,7 @@ def collect(client: mlflow.MlflowClient, parent_id: str) -> CompareRuns:
     parent = client.get_run(parent_id)
     experiment = client.get_experiment(parent.info.experiment_id).name
     children = []
+    specs: dict = {}  # variant → LossSpec or None
     page_token = None
     while True:
         page = client.search_runs(
@@ -111,7 +127,7 @@ def collect(client: mlflow.MlflowClient, parent_id: str) -> CompareRuns:
             run_view_type=mlflow.entities.ViewType.ACTIVE_ONLY,
             page_token=page_token,
         )
-        children += [_child(run) for run in page]
+        children += [_with_recall(client, _child(run, specs)) for run in page]
         page_token = page.token
         if not page_token:
             break
@@ -120,6 +136,39 @@ def collect(client: mlflow.MlflowClient, parent_id: str) -> CompareRuns:
     variants = tuple(listed + sorted(seen - set(listed), key=_registry_order))
     children.sort(key=lambda c: (variants.index(c.variant), c.seed))
     return CompareRuns(parent_id, experiment, dict(parent.data.params), variants, tuple(children))
+
+
+def references(runs: CompareRuns, requested: str | None = None) -> dict[str, str]:
+    """task → the loss every other loss of that task is compared with.
+
+    Args:
+        requested: comma-separated losses of the compare, at most one per task
+            (`reference=ce,triplet`); a task it names none for gets its first listed loss
+            with a finished run.
+
+    Raises:
+        ReportError: a name that is not a loss of this compare, or two for one task.
+    """
+    chosen: dict[str, str] = {}
+    for name in filter(None, (n.strip() for n in (requested or "").split(","))):
+        if name not in runs.variants:
+            raise ReportError(f"reference={name!r} is not a loss of this compare; its losses: "
+                              f"{', '.join(runs.variants) or '(none)'}")
+        task = next((c.task for c in runs.children if c.variant == name), None)
+        if task is None:
+            try:
+                task = loss_spec(name).task
+            except ConfigError:
+                continue  # no run and no entry: it cannot be the reference of anything
+        if task in chosen:
+            raise ReportError(f"reference={requested!r} names two {task} losses "
+                              f"({chosen[task]}, {name}); give at most one per task")
+        chosen[task] = name
+    for task in runs.tasks():
+        if task not in chosen:
+            finished = {c.variant for c in runs.finished(task)}
+            chosen[task] = next(v for v in runs.variants if v in finished)
+    return chosen
 
 
 def _registry_order(variant: str) -> tuple[int, str]:
@@ -142,11 +191,35 @@ def variant_of(params: dict[str, str]) -> str | None:
     return name
 
 
-def _child(run) -> ChildRun:
+def output_of(spec, params: dict[str, str]) -> str | None:
+    """What a run's loss took from the model, from its registry entry (`spec`; None when the
+    loss does not resolve here, e.g. a user's module that does not import on this machine)
+    and, for classification, the run's `head` param (dense, cosine; auto = the entry's)."""
+    if spec is None:
+        return None
+    head = params.get("head", "auto")
+    if spec.task == "classification" and head in ("dense", "cosine"):
+        return "cosine_logits" if head == "cosine" else "logits"
+    return spec.output
+
+
+def _spec_or_none(variant: str, cache: dict):
+    """`loss_spec(variant)` or None, looked up once per variant (an import path that fails
+    would otherwise be imported again for every seed)."""
+    if variant not in cache:
+        try:
+            cache[variant] = loss_spec(variant)
+        except ConfigError:
+            cache[variant] = None
+    return cache[variant]
+
+
+def _child(run, specs: dict) -> ChildRun:
     params = run.data.params
+    variant = variant_of(params) or params.get("loss", "unknown")
     return ChildRun(
         run_id=run.info.run_id,
-        variant=variant_of(params) or params.get("loss", "unknown"),
+        variant=variant,
         # "task": the tag's name before our tags moved under losslab. (old stores)
         task=run.data.tags.get("losslab.task") or run.data.tags.get("task", "unknown"),
         seed=int(params.get("seed", -1)),
@@ -154,7 +227,57 @@ def _child(run) -> ChildRun:
         metrics=dict(run.data.metrics),
         train_counts=_train_counts(run),
         error=run.data.tags.get(ERROR_TAG),
+        recall=recall_from_metrics(run.data.metrics),
+        output=output_of(_spec_or_none(variant, specs), params),
     )
+
+
+def recall_from_metrics(metrics: dict[str, float]) -> np.ndarray | None:
+    """(C,) recall from `test/recall_class_<c>` metrics (older stores), NaN where a class was
+    not logged; None when the run has none."""
+    found = {int(m.group(1)): v for k, v in metrics.items() if (m := _OLD_RECALL.fullmatch(k))}
+    if not found:
+        return None
+    recall = np.full(max(found) + 1, np.nan)
+    recall[list(found)] = list(found.values())
+    return recall
+
+
+def _with_recall(client: mlflow.MlflowClient, child: ChildRun) -> ChildRun:
+    """A finished classification child with its per-class recall table read (when its
+    metrics did not carry the recall already); training counts from the table when the run
+    logged no dataset input."""
+    if child.recall is not None or not child.finished or child.task != "classification":
+        return child
+    try:
+        columns = load_recall_table(client, child.run_id)
+    except ReportError as exc:
+        print(f"warning: tail recall of {child.variant} seed {child.seed} leaves it out: {exc}")
+        return child
+    recall = np.array([np.nan if r is None else r for r in columns["recall"]], np.float64)
+    counts = child.train_counts
+    if counts is None and "train_images" in columns:
+        counts = np.asarray(columns["train_images"], dtype=np.int64)
+    return dataclasses.replace(child, recall=recall, train_counts=counts)
+
+
+def load_recall_table(client: mlflow.MlflowClient, run_id: str) -> dict[str, list]:
+    """Column → values of the run's `eval/per_class_recall.json`, one row per class in
+    class-index order (`mlflow.log_table` writes {"columns": [...], "data": [[...], ...]},
+    NaN as null). ReportError when it is missing or has no `recall` column."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = client.download_artifacts(run_id, RECALL_TABLE, folder)
+            table = json.loads(Path(path).read_text())
+            columns = {name: [row[i] for row in table["data"]]
+                       for i, name in enumerate(table["columns"])}
+        except (mlflow.exceptions.MlflowException, OSError, ValueError, KeyError,
+                IndexError, TypeError) as exc:
+            raise ReportError(f"run {run_id} has no readable {RECALL_TABLE} "
+                              f"({type(exc).__name__}: {exc})") from None
+    if "recall" not in columns:
+        raise ReportError(f"run {run_id}: {RECALL_TABLE} has no recall column")
+    return columns
 
 
 def _train_counts(run) -> np.ndarray | None:

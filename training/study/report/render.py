@@ -1,5 +1,12 @@
-"""The report as text: a markdown table per task (printed and logged as `report.md`) and
-the same numbers as CSV (`report.csv`: one row per loss, full precision).
+"""The report as text: markdown (printed, logged as `report.md` and as the parent run's
+description) and CSV (`report.csv`, one row per task, loss and metric, full precision).
+
+CSV columns: task, loss, metric (the name as logged, e.g. `test/balanced_accuracy`; the
+report's own `test/tail_recall`), n (seeds with a value), mean, std (ddof = 1), and versus the
+task's reference loss: delta_mean, delta_ci_low, delta_ci_high (95 % t interval of the paired
+difference loss − reference), p_value (two-sided paired t-test), p_holm (Holm across the losses
+compared with the reference, per metric). Empty cell = no value: the reference's own rows, and
+any row with fewer than 2 paired seeds.
 """
 
 from __future__ import annotations
@@ -8,19 +15,37 @@ import csv
 import io
 import math
 
-from training.study.report.summary import METRICS, TAIL_SHARE, Stat
+from training.study.report.summary import ALPHA, TAIL_SHARE, Metric, Paired, Stat, TaskSummary
 
 TASK_NOTES = {
     "classification": "long-tailed training split (IR = {imbalance}); test split as shipped. "
-    "Tail recall = mean test recall of the rarest {tail:.0%} of classes by training count.",
+    "Tail recall = mean test recall of the rarest {tail:.0%} of classes by training count "
+    "(from each run's per-class recall table).",
     "retrieval": "trained on the first half of the classes, queried on the held-out classes "
     "(leave-one-out over the test split).",
 }
+# What a loss takes from the model (its registry entry's `output`): when the losses of a task
+# take different outputs, each loss off the task's plain output gets a note.
+PLAIN_OUTPUT = {"classification": "logits", "retrieval": "embedding"}
+HEAD_NOTES = {
+    "cosine_logits": "{names} {differ} from the others only in {its} cosine classifier head "
+    "(normalised features × normalised weights)",
+    "proxy_cosines": "{names} {train} with learned class proxies on the same embedding; "
+    "retrieval is evaluated on the embedding",
+}
 RULE = (
-    "**bold** = clear winner: best mean, and its mean ± std interval does not overlap any other "
-    "loss's interval (n ≥ 2 seeds each; lower is better for ECE and wall time). Otherwise: "
-    "no clear winner. ± is the sample std over seeds (ddof = 1)."
+    "▲ / ▼ = better / worse than the task's reference loss (its first listed loss unless "
+    "`reference=` names another): two-sided paired t-test over the seeds both finished (seed s "
+    "gives every loss the same split and initial weights), p Holm-corrected across the losses "
+    f"compared with the reference, per metric; p_holm < {ALPHA:g}. Lower is better for ECE and "
+    "wall time. ± is the sample std over seeds (ddof = 1); Δ = loss − reference with its 95 % "
+    "t interval."
 )
+RECOMMENDED_SEEDS = 5
+
+
+def _digits(metric: Metric) -> int:
+    return 1 if metric.key == "time/wall_seconds" else 4
 
 
 def _cell(stat: Stat, digits: int) -> str:
@@ -30,12 +55,21 @@ def _cell(stat: Stat, digits: int) -> str:
     return f"{stat.mean:.{digits}f} ± {spread}"
 
 
-def _digits(metric_name: str) -> int:
-    return 1 if metric_name == "wall_seconds" else 4
+def _delta(paired: Paired, metric: Metric) -> str:
+    """"Δ +0.0850, 95 % CI [+0.0729, +0.0971], p_holm 0.0032" (p_holm where the test gave
+    one: every difference 0 gives none)."""
+    d = _digits(metric)
+    text = (f"Δ {paired.delta_mean:+.{d}f}, 95 % CI [{paired.ci_low:+.{d}f}, "
+            f"{paired.ci_high:+.{d}f}]")
+    return text + ("" if math.isnan(paired.p_holm) else f", p_holm {paired.p_holm:.2g}")
 
 
-def markdown(runs, table, wins) -> str:
-    """Markdown report of a `CompareRuns`, its `summarize` table and `winners`."""
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def markdown(runs, summaries: dict[str, TaskSummary]) -> str:
+    """Markdown report of a `CompareRuns` and its `summarize` result."""
     p = runs.params
     lines = [
         f"# Loss comparison on {p.get('dataset', '?')}",
@@ -43,26 +77,13 @@ def markdown(runs, table, wins) -> str:
         f"Experiment `{runs.experiment}`, parent run `{runs.parent_id}`; "
         f"seeds: {p.get('seeds', '?')}, epochs per run: {p.get('epochs', '?')}.",
     ]
-    for task, rows in table.items():
-        metrics = METRICS[task]
+    for task, summary in summaries.items():
         note = TASK_NOTES[task].format(imbalance=p.get("imbalance", "?"), tail=TAIL_SHARE)
-        lines += ["", f"## {task}", "", note, ""]
-        header = ["loss", "n"] + [m.label + (" ↓" if not m.higher_is_better else "")
-                                  for m in metrics]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for variant, stats in rows.items():
-            n = max(s.n for s in stats.values())
-            cells = [variant, str(n)]
-            for m in metrics:
-                text = _cell(stats[m.name], _digits(m.name))
-                cells.append(f"**{text}**" if wins[task][m.name] == variant else text)
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-        for m in metrics:
-            winner = wins[task][m.name]
-            verdict = f"**{winner}**" if winner else "no clear winner"
-            lines.append(f"- {m.label}: " + (verdict if len(rows) > 1 else "one loss only"))
-    if not table:
+        lines += ["", f"## {task}", "", note, "", f"Reference: **{summary.reference}**.", ""]
+        lines += _table(summary)
+        lines += _head_note(runs, summary)
+        lines += _comparisons(summary)
+    if not summaries:
         lines += ["", "No finished runs yet."]
     lines += ["", RULE]
     unfinished = [c for c in runs.children if not c.finished]
@@ -74,19 +95,104 @@ def markdown(runs, table, wins) -> str:
     return "\n".join(lines) + "\n"
 
 
-def csv_text(table, wins) -> str:
-    """One row per (task, loss): n, <metric>_mean, <metric>_std, ..., best_in (';'-joined)."""
-    names = list(dict.fromkeys(m.name for task in table for m in METRICS[task]))
-    columns = ["task", "loss", "n"] + [f"{n}_{s}" for n in names for s in ("mean", "std")]
+def _table(summary: TaskSummary) -> list[str]:
+    header = ["loss", "n"] + [m.label + ("" if m.higher_is_better else " ↓")
+                              for m in summary.metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for loss, stats in summary.stats.items():
+        name = f"{loss} (reference)" if loss == summary.reference else loss
+        cells = [name, str(max(s.n for s in stats.values()))]
+        for m in summary.metrics:
+            mark = {"better": " ▲", "worse": " ▼"}.get(summary.verdict(loss, m), "")
+            cells.append(_cell(stats[m.key], _digits(m)) + mark)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _head_note(runs, summary: TaskSummary) -> list[str]:
+    """A sentence per model output other than the task's plain one, when outputs differ."""
+    outputs: dict[str, list[str]] = {}
+    for loss in summary.stats:
+        output = next((c.output for c in runs.finished(summary.task)
+                       if c.variant == loss and c.output), None)
+        if output is not None:
+            outputs.setdefault(output, []).append(loss)
+    if len(outputs) < 2:
+        return []
+    lines = [""]
+    for output, names in outputs.items():
+        if output != PLAIN_OUTPUT[summary.task] and output in HEAD_NOTES:
+            one = len(names) == 1
+            lines.append("Heads: " + HEAD_NOTES[output].format(
+                names=", ".join(names), differ="differs" if one else "differ",
+                its="its" if one else "their", train="trains" if one else "train") + ".")
+    return lines
+
+
+def _comparisons(summary: TaskSummary) -> list[str]:
+    """Per loss, its verdicts against the reference; then the warnings about seeds."""
+    others = [loss for loss in summary.stats if loss != summary.reference]
+    if not others:
+        return ["", "One loss only: nothing to compare."]
+    if summary.reference not in summary.stats:
+        return ["", f"The reference {summary.reference} has no finished run: no comparison."]
+    lines = ["", f"Versus {summary.reference}, paired by seed:"]
+    few, wide = [], []
+    for loss in others:
+        found: dict[str, list[str]] = {"better": [], "worse": []}
+        unclear: dict[int, list[str]] = {}  # paired seeds → metrics without a verdict
+        for m in summary.metrics:
+            paired = summary.paired[loss][m.key]
+            if paired.n == 0:
+                continue  # neither has it, or no seed in common
+            item = m.label if paired.n < 2 else f"{m.label} ({_delta(paired, m)})"
+            word = summary.verdict(loss, m)
+            (found[word] if word else unclear.setdefault(paired.n, [])).append(item)
+            if word is None and paired.crosses_zero() and m.key.startswith("test/"):
+                wide.append((loss, m.label, paired.n))
+        parts = [f"**{word}** in " + ", ".join(items) for word, items in found.items() if items]
+        parts += [f"no significant difference ({_seeds(n)}) in " + ", ".join(items)
+                  for n, items in unclear.items()]
+        lines.append(f"- {loss}: " + ("; ".join(parts) if parts else "no metric in common"))
+        pairs = max((summary.paired[loss][m.key].n for m in summary.metrics), default=0)
+        if pairs < 3:
+            few.append((loss, pairs))
+    if few:
+        listed = ", ".join(f"{loss} ({_seeds(n)})" for loss, n in few)
+        lines += ["", f"Warning: fewer than 3 seeds paired with {summary.reference}: {listed}. "
+                  "A paired t-test on so few seeds can hardly detect a difference."]
+    if wide:
+        by_loss: dict[str, list[str]] = {}
+        for loss, label, _ in wide:
+            by_loss.setdefault(loss, []).append(label)
+        listed = ", ".join(f"{loss} ({', '.join(labels)})" for loss, labels in by_loss.items())
+        advice = (f"run {RECOMMENDED_SEEDS} seeds (`make compare SEEDS={RECOMMENDED_SEEDS}`) to "
+                  "narrow it" if min(n for *_, n in wide) < RECOMMENDED_SEEDS else
+                  "the difference, if any, is below what these seeds resolve")
+        lines += ["", f"The 95 % CI of Δ includes 0 for {listed}: {advice}."]
+    return lines
+
+
+CSV_COLUMNS = ("task", "loss", "metric", "n", "mean", "std", "delta_mean", "delta_ci_low",
+               "delta_ci_high", "p_value", "p_holm")
+
+
+def _number(x: float) -> str:
+    return "" if math.isnan(x) else repr(float(x))
+
+
+def csv_text(summaries: dict[str, TaskSummary]) -> str:
+    """One row per (task, loss, metric) in table order; see the module docstring."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[*columns, "best_in"], lineterminator="\n")
-    writer.writeheader()
-    for task, rows in table.items():
-        for variant, stats in rows.items():
-            row = {"task": task, "loss": variant, "n": max(s.n for s in stats.values())}
-            for name, stat in stats.items():
-                row[f"{name}_mean"] = repr(stat.mean)
-                row[f"{name}_std"] = repr(stat.std)
-            row["best_in"] = ";".join(m for m, w in wins[task].items() if w == variant)
-            writer.writerow(row)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for task, summary in summaries.items():
+        for loss, stats in summary.stats.items():
+            for m in summary.metrics:
+                s = stats[m.key]
+                paired = summary.paired.get(loss, {}).get(m.key, Paired(0))
+                writer.writerow([task, loss, m.key, s.n, _number(s.mean), _number(s.std),
+                                 *(_number(x) for x in (paired.delta_mean, paired.ci_low,
+                                                        paired.ci_high, paired.p_value,
+                                                        paired.p_holm))])
     return out.getvalue()

@@ -1,44 +1,65 @@
-"""Numbers of the report: per loss, mean ± std over seeds of each test metric, and winners.
+"""Numbers of the report: per loss, mean ± std over seeds, and the paired comparison of each
+loss with the task's reference loss.
 
-Statistics over the finished seeds only: mean, sample standard deviation (ddof = 1, NaN for
-a single seed) and n. A loss "clearly wins" a metric under `clear_winner`'s rule.
+- `Stat`: mean, sample std (ddof = 1, NaN for a single seed) and n over the finished seeds.
+- `Paired`: seed s gives every loss the same split and initial weights, so a loss is compared
+  with the reference on the per-seed differences d_s = x_s − ref_s over the seeds both
+  finished: mean d̄, 95 % t interval d̄ ± t(0.975, n − 1)·sd(d)/√n, two-sided paired t-test
+  (`scipy.stats.ttest_rel`). Fewer than 2 pairs: no statistics.
+- `holm`: Holm–Bonferroni step-down across the losses compared with one reference, per
+  metric. A loss is better or worse than the reference only where p_holm < `ALPHA`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
+from scipy import stats
 
 TAIL_SHARE = 0.3  # tail recall: the rarest 30 % of classes by training count
+ALPHA = 0.05  # significance level of the Holm-corrected paired t-test
+CONFIDENCE = 0.95  # of the interval of a difference
 
 
 @dataclasses.dataclass(frozen=True)
 class Metric:
-    """One column of the report. `key` is the logged metric; None = computed (tail recall)."""
+    """One column of the report.
 
-    name: str
+    Attributes:
+        key: the metric name as the trainer logs it (`test/accuracy`); `test/tail_recall` is
+            the one the report computes (from each run's per-class recall).
+        optional: a column only when some run logged it (metrics newer runs add).
+    """
+
+    key: str
     label: str
-    key: str | None
     higher_is_better: bool = True
+    optional: bool = False
 
 
-WALL = Metric("wall_seconds", "wall s/run", "time/wall_seconds", higher_is_better=False)
+TAIL_RECALL = Metric("test/tail_recall", "tail recall")
+WALL = Metric("time/wall_seconds", "wall s/run", higher_is_better=False)
 METRICS: dict[str, tuple[Metric, ...]] = {
     "classification": (
-        Metric("accuracy", "accuracy", "test/accuracy"),
-        Metric("balanced_accuracy", "balanced acc.", "test/balanced_accuracy"),
-        Metric("macro_f1", "macro-F1", "test/macro_f1"),
-        Metric("ece", "ECE", "test/ece", higher_is_better=False),
-        Metric("tail_recall", "tail recall", None),
+        Metric("test/accuracy", "accuracy"),
+        Metric("test/balanced_accuracy", "balanced acc."),
+        Metric("test/balanced_accuracy_posthoc", "balanced acc. post-hoc", optional=True),
+        Metric("test/macro_f1", "macro-F1"),
+        Metric("test/ece", "ECE", higher_is_better=False),
+        TAIL_RECALL,
+        Metric("test/many_shot_accuracy", "many-shot acc.", optional=True),
+        Metric("test/medium_shot_accuracy", "medium-shot acc.", optional=True),
+        Metric("test/few_shot_accuracy", "few-shot acc.", optional=True),
         WALL,
     ),
     "retrieval": (
-        Metric("precision_at_1", "P@1", "test/precision_at_1"),
-        Metric("recall_at_5", "R@5", "test/recall_at_5"),
-        Metric("r_precision", "R-precision", "test/r_precision"),
-        Metric("map_at_r", "MAP@R", "test/map_at_r"),
+        Metric("test/precision_at_1", "P@1"),
+        Metric("test/recall_at_5", "R@5"),
+        Metric("test/r_precision", "R-precision"),
+        Metric("test/map_at_r", "MAP@R"),
         WALL,
     ),
 }
@@ -60,6 +81,70 @@ class Stat:
         return cls(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size))
 
 
+@dataclasses.dataclass(frozen=True)
+class Paired:
+    """A loss minus the reference, paired by seed. Every float is NaN when n < 2; p_holm is
+    NaN until `holm` has seen the other losses' p-values (`summarize` fills it)."""
+
+    n: int
+    delta_mean: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    p_value: float = math.nan
+    p_holm: float = math.nan
+
+    @classmethod
+    def of(cls, values: dict[int, float], reference: dict[int, float]) -> Paired:
+        """Differences over the seeds where both have a finite value.
+
+        Args:
+            values, reference: seed → the metric's value in that seed's run.
+        """
+        seeds = sorted(s for s in values.keys() & reference.keys()
+                       if np.isfinite(values[s]) and np.isfinite(reference[s]))
+        if len(seeds) < 2:
+            return cls(len(seeds))
+        x = np.array([values[s] for s in seeds])
+        ref = np.array([reference[s] for s in seeds])
+        d = x - ref
+        half = stats.t.ppf(0.5 + CONFIDENCE / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
+        with warnings.catch_warnings():  # near-constant differences: scipy warns, still answers
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = float(stats.ttest_rel(x, ref).pvalue)  # NaN when every difference is 0
+        mean = float(d.mean())
+        return cls(d.size, mean, mean - half, mean + half, p)
+
+    def crosses_zero(self) -> bool:
+        return self.ci_low < 0 < self.ci_high
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values, same order; NaN entries stay NaN and do not count.
+
+    Step-down: with the m finite p sorted ascending, p_holm(i) = max_{j ≤ i} min(1, (m − j + 1)
+    p(j)) (1-based ranks). Written here because scipy.stats has only false_discovery_control
+    (Benjamini–Hochberg/Yekutieli) and statsmodels is not a dependency.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, math.nan)
+    present = np.flatnonzero(np.isfinite(p))
+    running = 0.0
+    for rank, i in enumerate(present[np.argsort(p[present], kind="stable")]):
+        running = max(running, min(1.0, (present.size - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def verdict(paired: Paired | None, metric: Metric) -> str | None:
+    """"better" / "worse" than the reference where p_holm < ALPHA, else None."""
+    if paired is None or not paired.p_holm < ALPHA:
+        return None
+    return "better" if (paired.delta_mean > 0) == metric.higher_is_better else "worse"
+
+
+# --- values of one run ----------------------------------------------------------------------
+
+
 def tail_classes(train_counts, share: float = TAIL_SHARE) -> np.ndarray:
     """The rarest ⌊share·C⌋ classes (at least 1) by training count, rarest first.
 
@@ -72,71 +157,76 @@ def tail_classes(train_counts, share: float = TAIL_SHARE) -> np.ndarray:
     return order[:k]
 
 
-def recall_per_class(metrics: dict[str, float], classes: int) -> np.ndarray:
-    """float64 (C,) `test/recall_class_<c>` values, NaN where a class was not logged."""
-    return np.array([metrics.get(f"test/recall_class_{c}", math.nan) for c in range(classes)])
-
-
-def tail_recall(metrics: dict[str, float], train_counts) -> float:
-    """Mean test recall over `tail_classes(train_counts)` (classes without recall skipped)."""
-    if train_counts is None:
+def tail_recall(recall, train_counts) -> float:
+    """Mean test recall over `tail_classes(train_counts)`; classes without a recall (NaN:
+    absent from the test split, or beyond `recall`'s length) are skipped."""
+    if recall is None or train_counts is None:
         return math.nan
-    recall = recall_per_class(metrics, len(train_counts))[tail_classes(train_counts)]
-    return float(np.mean(recall[np.isfinite(recall)])) if np.isfinite(recall).any() else math.nan
+    recall = np.asarray(recall, dtype=np.float64)
+    padded = np.full(len(train_counts), math.nan)
+    padded[: min(recall.size, padded.size)] = recall[: padded.size]
+    values = padded[tail_classes(train_counts)]
+    return float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else math.nan
 
 
 def value(child, metric: Metric) -> float:
     """One run's value of `metric` (NaN when it was not logged)."""
-    if metric.key is None:
-        return tail_recall(child.metrics, child.train_counts)
+    if metric == TAIL_RECALL:
+        return tail_recall(child.recall, child.train_counts)
     return float(child.metrics.get(metric.key, math.nan))
 
 
-def summarize(runs) -> dict[str, dict[str, dict[str, Stat]]]:
-    """task → variant → metric name → Stat, over the finished children of a `CompareRuns`."""
-    table: dict[str, dict[str, dict[str, Stat]]] = {}
+# --- the table of one task ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSummary:
+    """One task of a compare.
+
+    Attributes:
+        reference: the loss the others are compared with.
+        metrics: the report's columns (optional metrics only when some run logged them).
+        stats: loss → metric key → Stat, losses in the compare's order.
+        paired: loss → metric key → Paired, for every loss but the reference (p_holm set).
+    """
+
+    task: str
+    reference: str
+    metrics: tuple[Metric, ...]
+    stats: dict[str, dict[str, Stat]]
+    paired: dict[str, dict[str, Paired]]
+
+    def verdict(self, loss: str, metric: Metric) -> str | None:
+        return verdict(self.paired.get(loss, {}).get(metric.key), metric)
+
+
+def summarize(runs, references: dict[str, str]) -> dict[str, TaskSummary]:
+    """task → TaskSummary over the finished children of a `CompareRuns`.
+
+    Args:
+        references: task → the reference loss of that task (`collect.references`).
+    """
+    out: dict[str, TaskSummary] = {}
     for task in runs.tasks():
         children = runs.finished(task)
-        table[task] = {}
+        per_seed = {}  # loss → metric key → seed → value
         for variant in runs.variants:
             mine = [c for c in children if c.variant == variant]
             if mine:
-                table[task][variant] = {
-                    m.name: Stat.of([value(c, m) for c in mine]) for m in METRICS[task]
-                }
-    return table
-
-
-def clear_winner(stats: dict[str, Stat], higher_is_better: bool = True) -> str | None:
-    """The loss that beats every other beyond the spread over seeds, else None.
-
-    Rule: take the loss with the best mean; it wins only if its interval mean ± std lies
-    strictly above (below, when lower is better) the interval of *every* other loss. Needs
-    at least two losses with data and n >= 2 seeds for each (no spread, no claim). Losses
-    with n = 0 are left out.
-
-    Args:
-        stats: loss name → Stat of one metric.
-        higher_is_better: False for ECE and wall time.
-    """
-    present = {k: s for k, s in stats.items() if s.n > 0}
-    if len(present) < 2 or any(s.n < 2 for s in present.values()):
-        return None
-    sign = 1.0 if higher_is_better else -1.0
-    best = max(present, key=lambda k: sign * present[k].mean)
-    worst_of_best = sign * present[best].mean - present[best].std
-    for name, s in present.items():
-        if name != best and sign * s.mean + s.std >= worst_of_best:
-            return None
-    return best
-
-
-def winners(table: dict[str, dict[str, dict[str, Stat]]]) -> dict[str, dict[str, str | None]]:
-    """task → metric name → the clear winner or None."""
-    return {
-        task: {
-            m.name: clear_winner({v: row[m.name] for v, row in rows.items()}, m.higher_is_better)
-            for m in METRICS[task]
-        }
-        for task, rows in table.items()
-    }
+                per_seed[variant] = {m.key: {c.seed: value(c, m) for c in mine}
+                                     for m in METRICS[task]}
+        metrics = tuple(m for m in METRICS[task] if not m.optional or any(
+            np.isfinite(list(v[m.key].values())).any() for v in per_seed.values()))
+        stats_ = {loss: {m.key: Stat.of(list(v[m.key].values())) for m in metrics}
+                  for loss, v in per_seed.items()}
+        reference = references[task]
+        ref_values = per_seed.get(reference, {})
+        raw = {loss: {m.key: Paired.of(v[m.key], ref_values.get(m.key, {})) for m in metrics}
+               for loss, v in per_seed.items() if loss != reference}
+        paired: dict[str, dict[str, Paired]] = {loss: {} for loss in raw}
+        for m in metrics:  # Holm over the losses compared with the reference, per metric
+            adjusted = holm([raw[loss][m.key].p_value for loss in raw])
+            for loss, p_holm in zip(raw, adjusted, strict=True):
+                paired[loss][m.key] = dataclasses.replace(raw[loss][m.key], p_holm=float(p_holm))
+        out[task] = TaskSummary(task, reference, metrics, stats_, paired)
+    return out
