@@ -8,8 +8,13 @@ embeddings (for unit-norm embeddings the same order as cosine similarity).
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from sklearn import metrics as skm
+from threadpoolctl import threadpool_limits
 
 
 def _check_retrieval_inputs(embeddings, labels, k: int, chunk_size: int):
@@ -28,7 +33,7 @@ def _check_retrieval_inputs(embeddings, labels, k: int, chunk_size: int):
 
 
 def retrieval_metrics(embeddings, labels, *, k: int = 5, chunk_size: int = 1024) -> dict:
-    """Leave-one-out retrieval scores, computed ``chunk_size`` queries at a time.
+    """Leave-one-out retrieval scores, with at most ``chunk_size`` queries in flight.
 
     For a query q with R other items of its class and rel(i) = 1 when the i-th nearest
     other item shares q's class:
@@ -36,20 +41,35 @@ def retrieval_metrics(embeddings, labels, *, k: int = 5, chunk_size: int = 1024)
         recall_at_k    = 1 if any rel(i), i <= k
         r_precision    = (1/R) Σ_{i<=R} rel(i)
         map_at_r       = (1/R) Σ_{i<=R} P(i)·rel(i),  P(i) = (1/i) Σ_{j<=i} rel(j)
-    each averaged over the queries with R >= 1.
+    each averaged over the queries with R >= 1 (an item alone in its class is never a
+    query, but is still a neighbour of the others).
 
-    Memory: per block one (chunk_size, N) distance matrix, its candidate indices and the
-    (chunk_size, M) neighbour lists, M = min(N - 1, max(R_max, k)); never N×N. Measured
-    peak (float32): ~12 bytes per chunk_size·N entry with 1,000 classes, ~22 with 10
-    classes (M = N/10); 70,000 items at chunk_size=1024: 0.9–1.6 GB. Halve chunk_size to
-    halve it. Time: O(N²·D) for the distances plus sorting N·M neighbours; 70,000 × 64
-    took 55 s CPU with 1,000 classes and 184 s with 10 classes on this 2-core machine.
+    Ties: items at exactly the same distance from a query rank by index, lower first (a
+    stable sort of all others by distance). Only a tie between an item of the query's
+    class and one of another class changes a score; float32 distances among 16k items
+    tie exactly about once per hundred queries.
+
+    Exact, not approximate: each query needs its m = min(N − 1, max(R, k)) nearest, in
+    order, and gets exactly them however large m is. `_Retrieval.block_scores` says how
+    (one matmul per block, a cut of each row at a sampled bound, a radix sort of the
+    survivors). When m is over a quarter of N (R ≈ N/2 for 2 classes) the cut would keep
+    most of each row, so it is skipped and whole rows are sorted: the same linear-time
+    radix sort on N − 1 entries per query instead of ~1.2·m to 2·m, still exact.
+
+    Cost: the O(N²·D) matmul plus O(N·m) for the cut and the sort, on all CPUs (blocks
+    of ceil(chunk_size / CPUs) queries, one per thread, BLAS single-threaded inside).
+    Memory: 5 bytes per in-flight query·item (distances and the cut's mask: 360 MB at
+    N = 70,000 and the default chunk_size) plus 8 bytes per survivor (~1.2·m to 2·m per
+    query, N − 1 when rows are sorted whole); the sort works on ~32k survivors at a time.
+    Measured on 2 cores, N = 70,000, D = 64: 23 s and 0.49 GB with 10 classes, 11 s and
+    0.42 GB with 100 (benchmarks/retrieval.py, against scikit-learn).
 
     Args:
-        embeddings: (N, D) float array.
+        embeddings: (N, D) float array; float64 is ranked in float64, anything else in
+            float32.
         labels: (N,) integer class labels (any values).
         k: cut-off of recall@k; the key is ``f"recall_at_{k}"``.
-        chunk_size: queries per block.
+        chunk_size: queries in flight, over all threads.
 
     Returns:
         {"precision_at_1", f"recall_at_{k}", "r_precision", "map_at_r"}: Python floats.
@@ -59,72 +79,236 @@ def retrieval_metrics(embeddings, labels, *, k: int = 5, chunk_size: int = 1024)
     """
     x, y = _check_retrieval_inputs(embeddings, labels, k, chunk_size)
     _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
     r_all = counts[inverse] - 1  # (N,) other items of each query's class
     valid = np.flatnonzero(r_all > 0)
     if valid.size == 0:
         raise ValueError("no query has another item of its class; retrieval is undefined")
-    m = min(len(y) - 1, max(int(r_all.max()), k))
+    # Queries by increasing R (then class, then index): the rows of a block need about
+    # the same number of neighbours, so one sample size fits them all.
+    queries = valid[np.lexsort((inverse[valid], r_all[valid]))]
     # ‖q − x‖² = ‖q‖² + (‖x‖² − 2 q·x). ‖q‖² is constant along a query's row, so ranking
     # needs only the bracket, which one matmul of augmented vectors gives with no extra
     # pass over the (B, N) block: [x, ‖x‖²] · [−2q, 1].
     items = np.concatenate([x, np.einsum("ij,ij->i", x, x)[:, None]], axis=1)  # (N, D+1)
-    totals = np.zeros(4)
-    for start in range(0, valid.size, chunk_size):
-        q = valid[start : start + chunk_size]
-        queries = np.concatenate([-2.0 * x[q], np.ones((q.size, 1), x.dtype)], axis=1)
-        dist = queries @ items.T  # (B, N): squared distance minus ‖q‖², same order
-        dist[np.arange(q.size), q] = np.inf  # leave the query itself out
-        near = nearest_columns(dist, m)
-        rel = y[near] == y[q, None]  # (B, m) bool
-        r = r_all[q]
-        within_r = np.arange(1, m + 1)[None, :] <= r[:, None]
-        hits = np.cumsum(rel, axis=1)
-        totals[0] += rel[:, 0].sum()
-        totals[1] += rel[:, :k].any(axis=1).sum()
-        totals[2] += ((rel & within_r).sum(axis=1) / r).sum()
-        precision_at_i = hits / np.arange(1, m + 1)[None, :]
-        totals[3] += ((precision_at_i * (rel & within_r)).sum(axis=1) / r).sum()
-    p1, rk, rp, mapr = (totals / valid.size).tolist()
+    setup = _Retrieval(x, np.ascontiguousarray(items.T), inverse, r_all, k)
+    workers = max(1, min(len(os.sched_getaffinity(0)), chunk_size, queries.size // 64))
+    size = -(-chunk_size // workers)
+    blocks = [queries[i : i + size] for i in range(0, queries.size, size)]
+    if workers > 1:
+        # NumPy releases the GIL in the matmul, comparisons and sorts: one block per
+        # thread, BLAS single-threaded inside, puts every core on all of the work.
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            scores = list(pool.map(setup.block_scores, blocks))
+    else:
+        scores = [setup.block_scores(q) for q in blocks]
+    p1, rk, rp, mapr = (np.sum(scores, axis=0) / valid.size).tolist()  # block order: fixed
     return {"precision_at_1": p1, f"recall_at_{k}": rk, "r_precision": rp, "map_at_r": mapr}
 
 
-def _sorted_top(dist: np.ndarray, m: int) -> np.ndarray:
-    """np.argpartition then sort: (B, m) column indices, nearest first. O(N) per row."""
-    near = np.argpartition(dist, m - 1, axis=1)[:, :m]
-    order = np.argsort(np.take_along_axis(dist, near, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(near, order, axis=1)
+# Rows needing more than this share of their columns skip the cut: it would keep most of
+# the row anyway.
+_DENSE_SHARE = 0.25
+# Survivors are scored in groups of whole rows of about this many entries: radix passes
+# on arrays that stay in cache run ~3x faster than on one array for the block.
+_GROUP = 1 << 15
 
 
-def nearest_columns(dist: np.ndarray, m: int) -> np.ndarray:
-    """Indices of the m smallest entries of each row of ``dist`` (B, N), nearest first.
+class _Retrieval:
+    """What every block of queries reads: embeddings, augmented items (D+1, N), labels
+    as class ids, R, k. Per-thread scratch buffers live in `self.local`."""
 
-    argpartition over all N columns costs ~3x a plain comparison pass and allocates
-    int64 (B, N). When m << N we first bound each row: the 32nd smallest of a strided
-    sample of S = 16·N/m columns is, in expectation, the 2m-th smallest of the row (and
-    below the m-th only with probability ~1e-4, Poisson(16) >= 32). Entries under that
-    bound (~2m per row) are then partitioned exactly. Rows whose bound catches fewer
-    than m entries fall back to the full argpartition, so the result is always exact.
+    def __init__(self, x, items_t, inverse, r_all, k):
+        self.x, self.items_t, self.inverse, self.r_all, self.k = x, items_t, inverse, r_all, k
+        self.local = threading.local()
+
+    def buffers(self, rows: int):
+        """(rows, N) distance and mask buffers of this thread, reused across blocks:
+        fresh large arrays would cost page faults on every block."""
+        n = self.items_t.shape[1]
+        buf = getattr(self.local, "buf", None)
+        if buf is None or buf[0].shape[0] < rows:
+            buf = (np.empty((rows, n), self.x.dtype), np.empty((rows, n), bool))
+            self.local.buf = buf
+        return buf[0][:rows], buf[1][:rows]
+
+    def block_scores(self, q: np.ndarray) -> np.ndarray:
+        """Sums over the queries ``q`` (B,) of P@1, recall@k, R-precision and AP@R.
+
+        1. d = (B, N) bracket distances, one matmul; d[b, q_b] = NaN (never retrieved).
+        2. Cut: each row keeps its columns at or below a bound from a sample of the row
+           (`_cut_bounds`): one comparison pass and one flatnonzero. A row that keeps
+           fewer than its m columns is cut again at a looser bound, then at +inf (the
+           whole row), so the bounds affect the time only, never the result.
+        3. Survivors (row-major, so columns ascend within a row) are sorted within their
+           rows by a stable LSD radix sort on 16-bit digits of an order-preserving
+           integer key of the distance (`_segmented_order`); stability breaks ties by
+           column. NumPy's radix argsort of uint16 costs ~5 ns per entry and pass, a
+           comparison sort of (distance, column) keys ~40–60 ns per entry.
+        4. Scores from the first m survivors of each row (`_group_scores`).
+        """
+        n = self.items_t.shape[1]
+        b = q.size
+        d, below = self.buffers(b)
+        queries = np.concatenate([-2.0 * self.x[q], np.ones((b, 1), self.x.dtype)], axis=1)
+        np.matmul(queries, self.items_t, out=d)  # squared distance minus ‖q‖², same order
+        d[np.arange(b), q] = np.nan  # leave the query itself out
+        need = np.minimum(np.maximum(self.r_all[q], self.k), n - 1)
+        if need.max() > _DENSE_SHARE * n:
+            bounds = [np.full(b, np.inf, d.dtype)]
+        else:
+            bounds = _cut_bounds(queries, self.items_t, q, need)
+        return self.cut_scores(d, q, need, bounds, below)
+
+    def cut_scores(self, d, q, need, bounds, below=None):
+        """Scores of the rows of ``d`` cut at ``bounds[0]``; rows that keep fewer than
+        ``need`` columns are redone (on a copy of their rows) with ``bounds[1:]``."""
+        b, n = d.shape
+        below = np.less_equal(d, bounds[0].astype(d.dtype)[:, None], out=below)  # NaN: no
+        flat = np.flatnonzero(below)
+        starts = np.searchsorted(flat, np.arange(b + 1) * n)
+        short = np.diff(starts) < need if len(bounds) > 1 else np.zeros(b, bool)
+        labels = self.inverse[q]
+        r = self.r_all[q]
+        total = np.zeros(4)
+        ends = np.searchsorted(starts, starts[:-1] + _GROUP, side="right") - 1
+        next_short = np.append(np.flatnonzero(short), b)
+        lo = 0
+        while lo < b:  # groups of consecutive rows, none of them short
+            stop = int(next_short[np.searchsorted(next_short, lo)])
+            if stop == lo:
+                lo += 1
+                continue
+            hi = min(max(int(ends[lo]), lo + 1), stop)
+            total += _group_scores(
+                d, flat[starts[lo] : starts[hi]], starts[lo : hi + 1] - starts[lo],
+                np.arange(lo, hi) * n, labels[lo:hi], r[lo:hi], self.inverse, self.k,
+            )
+            lo = hi
+        if short.any():
+            redo = [bound[short] for bound in bounds[1:]]
+            total += self.cut_scores(d[short], q[short], need[short], redo)
+        return total
+
+
+def _group_scores(d, flat, starts, row_base, labels, r, inverse, k):
+    """Score sums (P@1, recall@k, R-precision, AP@R) of a few rows of a block.
+
+    Args:
+        d: the block's distances; flat: the rows' survivors, flat indices into d,
+            row-major; starts: (rows + 1,) each row's run in ``flat``; row_base: (rows,)
+            flat index of each row's column 0; labels, r: (rows,) class id and R.
     """
-    b, n = dist.shape
-    stride = m // 16  # sample S = N / stride columns holds ~16 of the row's top m
-    if stride < 4 or n // stride < 64:  # sample would be most of the row: no gain
-        return _sorted_top(dist, m)
-    sample = dist[:, ::stride]
-    bound = np.partition(sample, 31, axis=1)[:, 31:32]  # (B, 1)
-    mask = dist <= bound
-    counts = mask.sum(axis=1)
-    rows, cols = np.nonzero(mask)  # row-major: each row's columns are contiguous
-    pos = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    width = max(int(counts.max()), m)
-    cand = np.zeros((b, width), dtype=np.int64)
-    cand_dist = np.full((b, width), np.inf, dtype=dist.dtype)
-    cand[rows, pos] = cols
-    cand_dist[rows, pos] = dist[rows, cols]
-    near = np.take_along_axis(cand, _sorted_top(cand_dist, m), axis=1)
-    short = np.flatnonzero(counts < m)
-    if short.size:
-        near[short] = _sorted_top(dist[short], m)
-    return near
+    counts = np.diff(starts)
+    rows = len(counts)
+    run = np.repeat(np.arange(rows), counts)
+    rel = inverse[flat - row_base[run]] == labels[run]
+    order = _segmented_order(_order_keys(d.reshape(-1)[flat]), run)
+    rel = rel[order]  # rel(i) of each row, nearest first
+    first = starts[:-1]
+    # recall@k: any of the first k of each row (k is small: a (rows, k) gather).
+    j = np.arange(k)
+    at = np.minimum(first[:, None] + j, max(len(rel) - 1, 0))
+    top_k = (rel[at] & (j < counts[:, None])).any(axis=1) if len(rel) else np.zeros(rows, bool)
+    # R-precision and AP@R from the positives among the first R of each row.
+    rank = np.arange(len(rel)) - first[run]  # 0-based
+    pos = np.flatnonzero(rel & (rank < r[run]))
+    row_of = run[pos]
+    per_row = np.bincount(row_of, minlength=rows)
+    hits = np.arange(1, len(pos) + 1) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    inv_r = 1.0 / r
+    return np.array([
+        rel[first[counts > 0]].sum(),
+        top_k.sum(),
+        (per_row * inv_r).sum(),
+        (hits / (rank[pos] + 1.0) * inv_r[row_of]).sum(),
+    ])
+
+
+def _cut_bounds(queries, items_t, q, need):
+    """Per-row cuts to try in turn: [first, second, +inf], each (B,).
+
+    A sample of S evenly spaced columns holds about e = S·m/N of the row's m nearest; its
+    j-th smallest lies below the m-th smallest of the row only when the sample holds j
+    of them. j = e + 2√e + 1 fails for ~2 % of the rows (binomial tail), which are cut
+    again at j = e + 6√e + 6 (~1e-8), then kept whole. A tighter first cut keeps fewer
+    survivors (~(2/√e)·m extra) and costs a larger sample (its own small matmul and a
+    partition, ~14 ns per sampled column against ~45 ns per survivor):
+    e = (6 m²/N)^(2/3) balances the two (e = 8, the floor, at m = 160 of N = 16k; ≈ 105
+    at m = 1,600 of 16k; ≈ 280 at m = 7,000 of 70k).
+    """
+    n = items_t.shape[1]
+    m = int(need.max())
+    e = float(np.clip((6.0 * m * m / n) ** (2 / 3), 8.0, 400.0))
+    size = min(n, max(1, round(e * n / m)))
+    columns = np.arange(size) * n // size
+    # Integer keys partition faster than floats (no NaN-aware comparisons).
+    sample = _order_keys(queries @ items_t[:, columns])  # (B, S)
+    own = np.searchsorted(columns, q)  # the query itself, if sampled: sorted last
+    hit = own < size
+    hit[hit] = columns[own[hit]] == q[hit]
+    sample[np.flatnonzero(hit), own[hit]] = np.iinfo(sample.dtype).max
+    expected = size * need / n
+    picks = [
+        np.ceil(expected + z * np.sqrt(expected) + c).astype(np.int64)
+        for z, c in ((2.0, 1.0), (6.0, 6.0))
+    ]
+    # One partition of the row at the looser pick, then one of its short head.
+    bounds = []
+    for j in reversed(picks):
+        j_in = np.minimum(j, size)
+        sample = np.partition(sample, np.unique(j_in) - 1, axis=1)[:, : j_in.max()]
+        value = _order_values(np.take_along_axis(sample, j_in[:, None] - 1, axis=1)[:, 0])
+        bounds.insert(0, np.where(np.isnan(value) | (j > size), np.inf, value))
+    return bounds + [np.full(len(q), np.inf)]
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """Unsigned integers in the order of the floats (a < b ⇔ key(a) < key(b); −0.0 and
+    +0.0 equal). float32 → uint32, float64 → uint64. No NaN allowed."""
+    if values.dtype == np.float32:
+        signed, unsigned = np.int32, np.uint32
+    else:
+        signed, unsigned = np.int64, np.uint64
+    bits = (values + values.dtype.type(0.0)).view(signed)
+    flip = (bits >> (8 * values.dtype.itemsize - 1)).view(unsigned)  # all ones if negative
+    flip |= unsigned(1) << unsigned(8 * values.dtype.itemsize - 1)
+    return bits.view(unsigned) ^ flip
+
+
+def _order_values(keys: np.ndarray) -> np.ndarray:
+    """Inverse of `_order_keys` (the all-ones key, a NaN pattern, gives NaN)."""
+    unsigned, floating = (np.uint32, np.float32) if keys.dtype == np.uint32 else (np.uint64, np.float64)
+    sign = unsigned(1) << unsigned(8 * keys.itemsize - 1)
+    bits = np.where(keys & sign, keys ^ sign, ~keys)
+    return bits.view(floating)
+
+
+def _segmented_order(keys: np.ndarray, run: np.ndarray) -> np.ndarray:
+    """Permutation sorting ``keys`` within runs of equal ``run`` ids (ascending and
+    contiguous), ties in their given order.
+
+    A stable LSD radix sort, 16 bits per pass (NumPy's stable argsort of uint16 is a
+    radix sort), the run id last so that the runs stay where they are. When the key's
+    top digit spans few values (a row's survivors lie in a narrow range of distances)
+    the run id and that digit share one pass: 2 passes instead of 3 for float32.
+    """
+    if keys.size == 0:
+        return np.zeros(0, np.intp)
+    digits = [(keys >> shift).astype(np.uint16) for shift in range(0, 8 * keys.itemsize, 16)]
+    top = digits.pop().astype(np.int64)
+    low, span = int(top.min()), int(top.max() - top.min()) + 1
+    rows = int(run[-1]) + 1
+    if rows * span <= 1 << 16:
+        digits.append((run * span + (top - low)).astype(np.uint16))
+    else:
+        digits.append(top.astype(np.uint16))
+        width = max(rows - 1, 1).bit_length()
+        digits += [(run >> shift).astype(np.uint16) for shift in range(0, width, 16)]
+    order = np.argsort(digits[0], kind="stable")
+    for digit in digits[1:]:
+        order = order[np.argsort(digit[order], kind="stable")]
+    return order
 
 
 def calibration_bins(probs, labels, bins: int = 15):

@@ -7,11 +7,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from training import metrics
 from training.metrics import (
     calibration_bins,
     classification_metrics,
     expected_calibration_error,
-    nearest_columns,
     retrieval_metrics,
 )
 
@@ -19,7 +19,10 @@ from training.metrics import (
 
 
 def retrieval_reference(embeddings, labels, k=5):
-    """Leave-one-out retrieval as pytorch-metric-learning's AccuracyCalculator defines it."""
+    """Leave-one-out retrieval as pytorch-metric-learning's AccuracyCalculator defines it.
+
+    Per query: sort all other items by (distance, index), so exact ties go to the lower
+    index; skip queries whose class has no other item (R = 0)."""
     x = np.asarray(embeddings, dtype=np.float64)
     n = len(labels)
     p1 = rk = rp = mapr = 0.0
@@ -161,17 +164,105 @@ def test_retrieval_rejects_bad_shapes():
         retrieval_metrics(np.zeros((4, 2)), np.zeros(4), chunk_size=0)
 
 
-@pytest.mark.parametrize("m", [5, 64, 130, 700])
-def test_nearest_columns_equals_a_full_sort(m):
-    rng = np.random.default_rng(m)
-    dist = rng.random((6, 3000))
-    # Row 5: the strided sample the pre-filter uses holds the smallest values, so its bound
-    # catches fewer than m entries and the row must take the exact fallback path.
-    dist[5, :: max(m // 16, 1)] = -1.0 - rng.random(len(dist[5, :: max(m // 16, 1)]))
-    got = nearest_columns(dist, m)
-    for row in range(6):
-        expected = sorted(range(3000), key=lambda j: (dist[row, j], j))[:m]
-        assert got[row].tolist() == expected  # continuous values: no ties
+def grid(n, dim, classes, seed, values=3):
+    """Small integer coordinates: many exact distance ties, in float32 and float64 alike
+    (every distance is computed exactly), between classes as well as within them."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, values, size=(n, dim)).astype(np.float64), rng.integers(0, classes, n)
+
+
+def test_retrieval_ties_go_to_the_lower_index():
+    # x = 0, 1, −1, 10, 10. Query 0 has two neighbours at distance 1, items 1 and 2; the
+    # lower index (1) ranks first, so query 0's P@1 is whether item 1 shares its class.
+    #   labels a a b a b: q0 → 1 (a) hit; q1 → 0 (a) hit; q2 (b) → 0 (a); q3 (a) → 4 (b);
+    #                     q4 (b) → 3 (a): P@1 = 2/5
+    #   labels a b a a b: q0 → 1 (b) miss; q1 (b) → 0 (a); q2 → 0 (a) hit; q3, q4 miss:
+    #                     P@1 = 1/5
+    x = np.array([[0.0], [1.0], [-1.0], [10.0], [10.0]])
+    for labels, p1 in (([0, 0, 1, 0, 1], 2 / 5), ([0, 1, 0, 0, 1], 1 / 5)):
+        for dtype in (np.float32, np.float64):
+            got = retrieval_metrics(x.astype(dtype), np.array(labels), k=1)
+            assert got["precision_at_1"] == pytest.approx(p1)
+            assert got == pytest.approx(retrieval_reference(x, np.array(labels), k=1), abs=1e-12)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 64, 10_000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_retrieval_with_ties_and_singletons_matches_reference(chunk_size, dtype):
+    x, y = grid(n=300, dim=3, classes=12, seed=chunk_size)
+    y[:4] = [100, 101, 102, 103]  # four singleton classes: never queries, still neighbours
+    assert (np.bincount(y)[y] == 1).sum() == 4
+    got = retrieval_metrics(x.astype(dtype), y, k=5, chunk_size=chunk_size)
+    assert got == pytest.approx(retrieval_reference(x, y, k=5), abs=1e-12)
+
+
+@pytest.mark.parametrize("classes", [2, 3, 40])
+def test_retrieval_few_or_many_classes_matches_reference(classes):
+    # 2 and 3 classes: R > N/4, every row is sorted in full; 40: R ≈ 7, the cut path.
+    x, y = clustered(n=280, dim=5, classes=classes, seed=classes, spread=2.0)
+    for k in (1, 5):
+        for chunk_size in (5, 1024):
+            got = retrieval_metrics(x.astype(np.float32), y, k=k, chunk_size=chunk_size)
+            ref = retrieval_reference(x.astype(np.float32), y, k=k)
+            assert got == pytest.approx(ref, abs=1e-12), (k, chunk_size)
+
+
+def test_retrieval_does_not_depend_on_the_cut(monkeypatch):
+    # The sampled cuts only decide how many columns survive. Cuts far too low (−inf: no
+    # survivor) force the second and then the whole-row cut; one at +inf keeps everything.
+    x, y = grid(n=400, dim=4, classes=20, seed=7)
+    want = retrieval_reference(x, y, k=5)
+    real = metrics._cut_bounds
+    for pick in ("too low", "second too low", "inf"):
+
+        def cut(queries, items_t, q, need, pick=pick):
+            first, second, whole = real(queries, items_t, q, need)
+            low = np.full_like(first, -np.inf)
+            if pick == "too low":
+                return [low, second, whole]
+            if pick == "second too low":
+                return [low, low, whole]
+            return [whole]
+
+        monkeypatch.setattr(metrics, "_cut_bounds", cut)
+        for dtype in (np.float32, np.float64):
+            got = retrieval_metrics(x.astype(dtype), y, k=5, chunk_size=50)
+            assert got == pytest.approx(want, abs=1e-12), (pick, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_order_keys_sort_like_the_floats(dtype):
+    info = np.finfo(dtype)
+    values = np.array(
+        [-np.inf, -info.max, -1.5, -info.tiny, -info.smallest_subnormal, -0.0, 0.0,
+         info.smallest_subnormal, info.tiny, 1.0, 1.0, 2.5, info.max, np.inf], dtype=dtype,
+    )
+    keys = metrics._order_keys(values)
+    assert keys.dtype == (np.uint32 if dtype == np.float32 else np.uint64)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        perm = rng.permutation(len(values))
+        a, b = values[perm][:-1], values[perm][1:]
+        ka, kb = keys[perm][:-1], keys[perm][1:]
+        np.testing.assert_array_equal(ka < kb, a < b)
+        np.testing.assert_array_equal(ka == kb, a == b)  # −0.0 == +0.0
+    np.testing.assert_array_equal(metrics._order_values(keys[values != 0]), values[values != 0])
+
+
+@pytest.mark.parametrize("spread", [2**8, 2**30])  # narrow keys: 2 passes; wide: 3 passes
+@pytest.mark.parametrize("rows", [1, 7, 300])
+def test_segmented_order_is_a_stable_sort_within_runs(spread, rows):
+    rng = np.random.default_rng(rows)
+    lengths = rng.integers(0, 40, size=rows)
+    run = np.repeat(np.arange(rows), lengths)
+    keys = (2**31 + rng.integers(0, spread, size=run.size)).astype(np.uint32)
+    keys[::3] = keys[0]  # many ties
+    order = metrics._segmented_order(keys, run)
+    np.testing.assert_array_equal(order, np.lexsort((np.arange(run.size), keys, run)))
+    wide = keys.astype(np.uint64) << np.uint64(20)  # float64 keys: 4 digits
+    np.testing.assert_array_equal(
+        metrics._segmented_order(wide, run), np.lexsort((np.arange(run.size), wide, run))
+    )
 
 
 @pytest.mark.slow
@@ -186,9 +277,9 @@ def test_retrieval_70k_runs_in_bounded_memory():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # A 70k × 70k float32 matrix would be 19.6 GB; the chunked version needs one
-    # (chunk, N) float32 block plus its int64 argpartition (12 bytes per entry) and change.
-    assert peak < 16 * chunk * n + 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    # A 70k × 70k float32 matrix would be 19.6 GB; the blocked version holds chunk queries'
+    # distances and cut mask (5 bytes per entry) plus their survivors (~2·R each).
+    assert peak < 8 * chunk * n + 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert 0.0 <= got["precision_at_1"] < 0.05  # random embeddings: chance is ~1/1000
 
 
