@@ -111,7 +111,7 @@ def test_reloads_in_safe_mode_without_custom_objects(tmp_path, build):
 def test_small_cnn_learns_digits_and_evaluates_well_in_inference_mode():
     """A few epochs on digits: validation accuracy (BatchNorm in inference mode) must be
     high too, which catches moving statistics that lag behind (momentum too close to 1)."""
-    from training.data import classification_dataset, load_splits
+    from training.data import classification_dataset, classification_steps_per_epoch, load_splits
 
     keras.utils.set_random_seed(0)
     splits = load_splits("digits", "classification", seed=0)
@@ -121,7 +121,8 @@ def test_small_cnn_learns_digits_and_evaluates_well_in_inference_mode():
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    train = classification_dataset(splits.x_train, splits.y_train, 64, shuffle=True, seed=0)
-    model.fit(train, epochs=4, verbose=0)
+    train = classification_dataset(splits.x_train, splits.y_train, 64, seed=0)
+    steps = classification_steps_per_epoch(splits.y_train, 64)
+    model.fit(train, epochs=4, steps_per_epoch=steps, verbose=0)
     _, accuracy = model.evaluate(splits.x_val, splits.y_val, verbose=0)
     assert accuracy >= 0.9

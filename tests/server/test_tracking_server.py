@@ -277,7 +277,10 @@ def test_training_run_is_stored_in_postgres_and_read_back_through_the_server(
 
     # Artifacts: uploaded through the server into its artifact folder, downloaded intact.
     artifacts = _all_artifacts(client, run_id)
-    assert {"weights/final.weights.h5", "model/MLmodel"} <= set(artifacts)
+    assert "weights/final.weights.h5" in artifacts
+    models = client.search_logged_models([run.info.experiment_id])
+    assert [m.source_run_id for m in models] == [run_id]  # the LoggedModel, through the server
+    assert "MLmodel" in {a.path for a in client.list_logged_model_artifacts(models[0].model_id)}
     assert any(path.startswith("plots/") for path in artifacts)
     local = tmp_path / "checkpoints" / run_id / "final.weights.h5"  # what train() uploaded
     downloaded = Path(client.download_artifacts(run_id, "weights/final.weights.h5", str(tmp_path)))

@@ -46,3 +46,7 @@ def test_four_processes_on_one_fresh_sqlite_store(tmp_path):
             steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
             assert steps == [1, 2], (run.info.run_id, key)
         assert "test/accuracy" in run.data.metrics
+        # From the command line, MLflow itself records the commit of the code that ran.
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True).stdout.strip()
+        assert run.data.tags["mlflow.source.git.commit"] == head

@@ -88,7 +88,8 @@ def test_task_and_argument_defaults_come_from_the_registry():
     for spec in losses.specs():
         config = Config(loss=spec.name)
         assert config.task == spec.task
-        assert config.resolved_loss_args() == {a.name: a.default for a in spec.args}
+        assert config.resolved_loss_args() == {**{a.name: a.default for a in spec.args},
+                                               **dict(spec.fixed)}
     assert Config(loss="triplet").resolved_loss_args()["margin"] == 0.2
     assert Config(loss="contrastive").resolved_loss_args()["margin"] == 1.0
     assert "landscape_points" in field_names()

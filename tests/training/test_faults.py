@@ -232,7 +232,7 @@ def test_sigint_and_sigterm_keep_the_checkpoint_and_close_killed(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"resuming run {run_id} after epoch {done}" in proc.stdout
-    assert "lr_schedule = 'constant'" in proc.stdout  # from the run, not the defaults
+    assert "lr_schedule=constant" in proc.stdout  # from the run, not the defaults
     run = _only_run(store)
     assert run.info.status == "FINISHED"
     history = mlflow.MlflowClient(store).get_metric_history(run_id, "val/accuracy")

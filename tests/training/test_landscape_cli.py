@@ -15,11 +15,11 @@ from training.landscape.from_run import landscape_for_config, landscape_subset
 def test_parse_types_and_rejects_bad_words():
     assert parse(["run=abc", "points=11", "radius=0.5"]) == {"run": "abc", "points": 11,
                                                              "radius": 0.5}
-    with pytest.raises(ValueError, match="unknown argument 'grid=3'; valid keys: run, points"):
+    with pytest.raises(ValueError, match="unknown key 'grid'; valid keys: run, points"):
         parse(["run=abc", "grid=3"])
-    with pytest.raises(ValueError, match="points must be int, got 'many'"):
+    with pytest.raises(ValueError, match="points='many' is not valid; valid: a value of type int"):
         parse(["run=abc", "points=many"])
-    with pytest.raises(ValueError, match="run=<run_id> is required"):
+    with pytest.raises(ValueError, match="run=<value> is required"):
         parse(["points=3"])
 
 

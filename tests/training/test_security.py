@@ -107,7 +107,10 @@ def test_no_environment_secret_in_the_run(secret_run):
     ]
     text = "\n".join(f"{k}={v}" for k, v in recorded)
     artifacts = Path(client.download_artifacts(run_id, "", str(root / "artifacts")))
-    files = [p for p in artifacts.rglob("*") if p.is_file()]
+    (model,) = client.search_logged_models([run.info.experiment_id])
+    logged = Path(mlflow.artifacts.download_artifacts(f"models:/{model.model_id}",
+                                                      dst_path=str(root / "model")))
+    files = [p for p in [*artifacts.rglob("*"), *logged.rglob("*")] if p.is_file()]
     assert any(p.name == "config.json" for p in files) and any(p.name == "MLmodel" for p in files)
     for secret in SECRETS.values():
         assert secret not in text

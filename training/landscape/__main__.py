@@ -24,7 +24,7 @@ KEYS = (
     Key("points", int, None, "grid points per axis (default: the run's landscape_points)"),
     Key("examples", int, None, "training subset size (default: the run's landscape_examples)"),
     Key("radius", float, None, "grid half-width (default: the run's landscape_radius)"),
-    Key("seed", int, 0, "seed of the directions and the data subset"),
+    Key("seed", int, None, "seed of the directions and the data subset (default 0)"),
 )
 USAGE = (
     "usage: python -m training.landscape run=<run_id> "
