@@ -143,7 +143,7 @@ compare: $(STAMP_RUN) ## Compare losses over seeds: make compare DATASET=digits 
 		$(call opt,tune,$(TUNE)) $(call opt,sweep,$(SWEEP)) $(ARGS)
 
 report: $(STAMP_RUN) ## Rebuild a compare report from the store: make report [EXPERIMENT=...] [PARENT=run_id]
-	$(PY) -m training.report $(call opt,experiment,$(EXPERIMENT)) $(call opt,parent,$(PARENT))
+	$(PY) -m training.report $(call opt,experiment,$(EXPERIMENT)) $(call opt,parent,$(PARENT)) $(ARGS)
 
 landscape: $(STAMP_RUN) ## Loss landscape of a finished run: make landscape RUN=<run_id>
 	$(PY) -m training.landscape run=$(RUN) $(ARGS)
