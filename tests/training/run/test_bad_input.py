@@ -21,7 +21,7 @@ import pytest
 from training.cli import run_cli
 from training.train import train
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _idx(array, magic=None) -> bytes:

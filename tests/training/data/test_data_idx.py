@@ -14,7 +14,7 @@ from training.data import DataError, load_splits
 from training.data.idx import find_idx_files, read_pair
 from training.data.sources import load_idx_folder
 
-MNIST_T10K = (Path(__file__).resolve().parents[2] / ".." / "shared/datasets/mnist-t10k").resolve()
+MNIST_T10K = (Path(__file__).resolve().parents[3] / ".." / "shared/datasets/mnist-t10k").resolve()
 # Published class counts of the MNIST test set (LeCun et al.).
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 PER_EPOCH = ["train/loss", "train/lr", "val/loss", "val/accuracy", "val/balanced_accuracy",
              "val/macro_f1", "val/ece"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from training.config import Config, ConfigError, parse_overrides
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("training", "models", "losses")
 SECRETS = {
     "LOSSLAB_FAKE_SECRET": "s3cr3t-losslab-7f1c9a",

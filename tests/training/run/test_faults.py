@@ -23,7 +23,7 @@ from training.cli import run_cli
 from training.run.callbacks import StopOnNonFinite
 from training.train import train
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _only_run(uri: str):
