@@ -10,8 +10,8 @@ from training.landscape.directions import filter_normalized_direction
 from training.landscape.evaluate import LossOnData, line_profile, sharpness, surface
 from training.landscape.from_run import landscape_for_config, landscape_of_run
 from training.landscape.landscape import Landscape, compute_landscape
-from training.landscape.plots import figures, side_by_side
 from training.landscape.tracking import log_landscape
+from training.plots.landscape import figures, side_by_side
 
 __all__ = [
     "Landscape",

@@ -15,7 +15,7 @@ import mlflow
 import numpy as np
 
 from training.landscape.landscape import Landscape
-from training.landscape.plots import figures
+from training.plots.landscape import figures
 
 
 def log_landscape(landscape: Landscape, *, prefix: str = "landscape", title: str = "") -> None:
