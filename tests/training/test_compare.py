@@ -181,3 +181,99 @@ def test_report_from_the_store_reproduces_the_table(tiny_compare, capsys):
     logged = _artifact_text(tiny_compare["client"], report.parent_id, "report.md",
                             tiny_compare["folder"] / "md")
     assert logged == report.markdown
+
+
+# --- tune= and sweep= (issue 13) -------------------------------------------------------------
+
+
+def test_a_sweep_makes_one_variant_per_value_for_the_losses_that_take_it():
+    runs = child_configs(parse_settings(["losses=ce,focal", "sweep=gamma=0,1", "seeds=2"]))
+    names = list(dict.fromkeys(v for v, _ in runs))
+    assert names == ["ce", "focal[gamma=0.0]", "focal[gamma=1.0]"]  # ce takes no gamma
+    by_name = {(v, c.seed): c for v, c in runs}
+    assert by_name[("focal[gamma=1.0]", 1)].loss_args == {"gamma": 1.0}
+    assert by_name[("focal[gamma=1.0]", 1)].run_name == "focal[gamma=1.0]-seed1"
+    assert by_name[("ce", 0)].loss_args == {}
+    l2 = child_configs(parse_settings(["losses=ce", "sweep=l2=0,1e-4,1e-3", "seeds=1"]))
+    assert [(v, c.l2) for v, c in l2] == [("ce[l2=0.0]", 0.0), ("ce[l2=0.0001]", 1e-4),
+                                          ("ce[l2=0.001]", 1e-3)]
+    settings = parse_settings(["losses=ce", "sweep=l2=0,1e-4"])
+    assert settings.to_dict()["sweep"] == "l2=0,1e-4"
+    assert settings.to_dict()["variants"] == "ce[l2=0.0],ce[l2=0.0001]"
+    assert "tune" not in settings.to_dict()  # untuned compares keep their params
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["sweep=seed=0,1"], "seed cannot be swept"),
+        (["sweep=l2"], "valid: key=v1,v2,..."),
+        (["losses=ce", "sweep=margin=0.1,0.2"], "no compared loss takes it (ce takes nothing)"),
+        (["losses=ce", "l2=0.1", "sweep=l2=0,1"], "l2 is both set (l2=...) and swept"),
+        (["losses=ce", "sweep=l2=0,0.0"], "repeats a value"),
+        (["losses=ce", "sweep=l2=-1,0"], "l2=-1.0 is out of range"),
+        (["losses=focal", "tune=2", "sweep=gamma=0,1"], "tune= and sweep= do not combine"),
+        (["tune=-1"], "tune='-1' is not valid; valid: an integer >= 0"),
+        (["losses=ce", "tune=2"], "tune=2 tunes nothing: no compared loss has a search space"),
+        (["losses=focal", "tune_keys=l2"], "need tune=N"),
+        (["losses=focal", "tune=2", "tune_keys=margin"], "'margin' has no built-in range"),
+        (["losses=focal", "tune=2", "l2=0.1", "tune_keys=l2"], "l2 is both set"),
+    ],
+)
+def test_bad_tune_and_sweep_input_exits_2(args, needle, capsys):
+    assert compare_module.main(args) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_tuned_description_names_one_objective_per_task():
+    settings = parse_settings(["losses=ce,focal,triplet", "tune=10"])
+    assert compare_module.tuned_description(settings) == (
+        "10 trials per loss on val/balanced_accuracy (classification), val/map_at_r (retrieval)")
+    assert compare_module.tuned_description(parse_settings(["losses=focal", "tune=3"])) == (
+        "3 trials per loss on val/balanced_accuracy")
+
+
+@pytest.mark.slow
+def test_a_tuned_compare_trains_each_loss_at_its_studys_best(mlflow_store, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = parse_settings(["losses=ce,focal", "seeds=1", "epochs=1", "tune=2",
+                               f"checkpoint_dir={tmp_path / 'ck'}"])
+    report = compare_module.compare(settings)
+    client = mlflow.MlflowClient(mlflow_store)
+    parent = client.get_run(report.parent_id)
+    assert parent.data.tags["losslab.tuned"] == "2 trials per loss on val/balanced_accuracy"
+    assert parent.data.params["tune"] == "2" and parent.data.params["tune_epochs"] == "1"
+    assert parent.data.params["tuned/ce"] == "defaults (no search space)"
+    children = {r.info.run_name: r for r in _children(client, report.parent_id)}
+    assert set(children) == {"ce-seed0", "focal-seed0", "study-focal"}
+    study = children["study-focal"]
+    assert study.data.tags["losslab.study"] == f"compare-{report.parent_id}-focal"
+    trials = _children(client, study.info.run_id)
+    assert len(trials) == 2 and all("test/accuracy" not in t.data.metrics for t in trials)
+    best = study.data.params["best/gamma"]
+    assert parent.data.params["tuned/focal/gamma"] == best
+    assert parent.data.metrics["tuned/focal/best_value"] == study.data.metrics["best/value"]
+    final = children["focal-seed0"]
+    assert final.data.params["loss.gamma"] == best and "test/accuracy" in final.data.metrics
+    for name in ("ce-seed0", "focal-seed0"):
+        assert children[name].data.tags["losslab.variant"] == name.removesuffix("-seed0")
+
+
+@pytest.mark.slow
+def test_a_sweep_compare_tags_each_child_with_its_variant(mlflow_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = parse_settings(["losses=ce", "seeds=1", "epochs=1", "sweep=l2=0,1e-3",
+                               f"checkpoint_dir={tmp_path / 'ck'}"])
+    report = compare_module.compare(settings)
+    client = mlflow.MlflowClient(mlflow_store)
+    children = {r.info.run_name: r for r in _children(client, report.parent_id)}
+    assert set(children) == {"ce[l2=0.0]-seed0", "ce[l2=0.001]-seed0"}
+    for name, run in children.items():
+        variant = name.removesuffix("-seed0")
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["losslab.variant"] == variant
+        value = variant.removeprefix("ce[l2=").removesuffix("]")
+        assert run.data.params["sweep.l2"] == run.data.params["l2"] == value
+    assert client.get_run(report.parent_id).data.params["sweep"] == "l2=0,1e-3"

@@ -20,10 +20,25 @@ loss, its own hyperparameters and the head its loss takes. All of it is in each 
 - Retrieval variants train on held-out classes with imbalance 1 (the test classes are unseen,
   a long tail would only starve the P×K sampler).
 
+Tuning (`tune=N`, `make compare TUNE=N`): every variant first gets an Optuna study of N
+trials (`training.study.tune`) over its registry search space, each trial `tune_epochs`
+epochs (default: the compare's `epochs`) with the same shared settings, seed 0 and the
+task's selection metric; shared settings are tuned only when named (`tune_keys=l2`). Then its
+best config trains over the seeds and is tested once. A loss with nothing to tune trains at
+its defaults. The parent records `tuned/<variant>/<param>` params, a `tuned/<variant>/
+best_value` metric and the tag `losslab.tuned` ("N trials per loss on <objective>").
+
+Sweeps (`sweep=key=v1,v2,...`, `make compare SWEEP="l2=0,1e-4,1e-3"`): one variant per value
+of any Config key or loss argument, for every compared loss that takes it (a loss that
+does not runs once, unswept): `ce[l2=0.0001]`, children `ce[l2=0.0001]-seed0` with param
+`sweep.l2`. A sweep does not combine with `tune=`.
+
 MLflow: a parent run (experiment `compare-<dataset>` unless `experiment=`) holds one child
-run per (variant, seed) — normal `train()` runs, nested under it. After the trainings the
-report is built by reading the store back (`training.report`, the same code as
-`make report`), printed, and logged to the parent.
+run per (variant, seed) — normal `train()` runs, nested under it, tagged
+`losslab.variant=<variant>` — and, with `tune=`, one study run per variant (tag
+`losslab.study`) holding its trial runs. After the trainings the report is built by reading
+the store back (`training.report`, the same code as `make report`), printed, and logged to
+the parent.
 
 A failing child is recorded and the compare goes on with the others: its run (if it was
 created) ends FAILED, the report counts only finished runs (`n` per loss says so) and lists
@@ -35,15 +50,17 @@ still reports whatever finished.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import sys
 import typing
 from dataclasses import dataclass
 
 from training.cli import pairs, run_cli
-from training.config import Config, ConfigError, field_names, parse_overrides
+from training.config import SELECTION_METRIC, Config, ConfigError, field_names, parse_overrides
 from training.help import compare_help
 from training.loss_catalog import catalog, import_plugins, loss_spec
+from training.study import tune as tuning
 from training.tags import COMPARE_TAG
 
 # Per-task settings shared by every variant of the task (a user's Config key overrides them,
@@ -57,6 +74,9 @@ TASK_SETTINGS: dict[str, dict[str, typing.Any]] = {
 DEFAULT_IMBALANCE = {"digits": 10.0}  # every other dataset: FALLBACK_IMBALANCE
 FALLBACK_IMBALANCE = 100.0
 RESERVED = ("loss", "seed", "run_name", "resume")  # set per run by the compare
+SWEEP_REFUSED = (*RESERVED, "dataset", "experiment", "plugins", "loss_args")
+VARIANT_TAG = "losslab.variant"  # the variant of a child run: "focal", "ce[l2=0.0001]"
+TUNED_TAG = "losslab.tuned"  # on a tuned compare's parent: "N trials per loss on <objective>"
 
 
 def default_variants() -> tuple[str, ...]:
@@ -79,6 +99,10 @@ class CompareSettings:
     landscape: bool = False
     experiment: str | None = None  # None: compare-<dataset>
     overrides: tuple[tuple[str, str], ...] = ()
+    tune: int = 0  # trials per variant; 0 = train at the defaults
+    tune_epochs: int | None = None  # epochs per trial; None = `epochs`
+    tune_keys: tuple[str, ...] = ()  # shared settings tuned too
+    sweep: tuple[str, tuple[str, ...]] | None = None  # (key, raw values)
 
     def resolved_imbalance(self) -> float:
         if self.imbalance is not None:
@@ -100,10 +124,59 @@ class CompareSettings:
         values["imbalance"] = self.resolved_imbalance()
         values["experiment"] = self.experiment_name()
         values.update(dict(values.pop("overrides")))
+        for key in ("tune", "tune_epochs", "tune_keys", "sweep"):  # only when used
+            values.pop(key)
+        if self.tune:
+            values.update(tune=self.tune, tune_epochs=self.tune_epochs or self.epochs,
+                          tune_keys=",".join(self.tune_keys) or "none")
+        if self.sweep:
+            values["sweep"] = f"{self.sweep[0]}={','.join(self.sweep[1])}"
+            values["variants"] = ",".join(v.name for v in variants(self))
         return values
 
 
-COMPARE_KEYS = ("dataset", "seeds", "losses", "epochs", "imbalance", "landscape", "experiment")
+COMPARE_KEYS = ("dataset", "seeds", "losses", "epochs", "imbalance", "landscape", "experiment",
+                "tune", "tune_epochs", "tune_keys", "sweep")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compared thing: a loss, at one value of the sweep (`sweep`: (key, typed value))."""
+
+    name: str  # "ce", or "ce[l2=0.0001]" in a sweep
+    loss: str
+    sweep: tuple[str, typing.Any] | None = None
+
+
+def variants(settings: CompareSettings) -> list[Variant]:
+    """The compare's variants in order: each loss, or each loss × sweep value."""
+    if not settings.sweep:
+        return [Variant(loss, loss) for loss in settings.losses]
+    key, raws = settings.sweep
+    out = []
+    for loss in settings.losses:
+        if key not in field_names() and key not in loss_spec(loss).arg_names:
+            out.append(Variant(loss, loss))  # the loss does not take the swept argument
+            continue
+        values = [_sweep_value(loss, key, raw) for raw in raws]
+        labels = [_label(v) for v in values]
+        if len(set(labels)) < len(labels):
+            raise ConfigError(f"sweep={key}={','.join(raws)} repeats a value ({', '.join(labels)})")
+        out += [Variant(f"{loss}[{key}={label}]", loss, (key, value))
+                for label, value in zip(labels, values, strict=True)]
+    return out
+
+
+def _sweep_value(loss: str, key: str, raw: str) -> typing.Any:
+    """`raw` parsed as the Config field or the loss argument `key` is (ConfigError if bad)."""
+    config = parse_overrides([f"loss={loss}", f"{key}={raw}"])
+    return getattr(config, key) if key in field_names() else config.loss_args[key]
+
+
+def _label(value: typing.Any) -> str:
+    if value is None:
+        return "none"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def parse_settings(argv: typing.Iterable[str]) -> CompareSettings:
@@ -123,14 +196,52 @@ def parse_settings(argv: typing.Iterable[str]) -> CompareSettings:
             shared.append((key, raw))
     # Plugins first: they may register the losses that losses= names.
     import_plugins(dict(shared).get("plugins"))
-    own = {key: _parse_own(key, raw) for key, raw in own.items()}
+    fixed = {key for key, _ in shared}
+    own = {key: _parse_own(key, raw, fixed) for key, raw in own.items()}
     settings = CompareSettings(**own, overrides=tuple(shared))
     _check_shared_loss_args(settings)
+    _check_tune_and_sweep(settings)
     child_configs(settings)  # every child Config validates (e.g. P×K vs batch_size)
     return settings
 
 
-def _parse_own(key: str, raw: str) -> typing.Any:
+def _check_tune_and_sweep(settings: CompareSettings) -> None:
+    if settings.tune and settings.sweep:
+        raise ConfigError("tune= and sweep= do not combine (each swept value would need its "
+                          "own study); run a tuned compare and a sweep separately")
+    if (settings.tune_keys or settings.tune_epochs) and not settings.tune:
+        raise ConfigError("tune_keys= and tune_epochs= need tune=N (trials per loss)")
+    if settings.tune:
+        tuning.check_storage()  # a tracking server needs OPTUNA_STORAGE
+    if settings.tune and not any(
+            tuning.search_space(c, settings.tune_keys) for _, c in child_configs(settings)):
+        raise ConfigError(f"tune={settings.tune} tunes nothing: no compared loss has a search "
+                          f"space; name shared settings with tune_keys="
+                          f"{','.join(tuning.SHARED_RANGES)}")
+    if settings.sweep:
+        key = settings.sweep[0]
+        if key not in field_names() and not any(
+                key in loss_spec(n).arg_names for n in settings.losses):
+            takes = "; ".join(f"{n} takes {', '.join(loss_spec(n).arg_names) or 'nothing'}"
+                              for n in settings.losses)
+            raise ConfigError(f"sweep={key}=...: {key!r} is not a config key, and no compared "
+                              f"loss takes it ({takes})")
+
+
+def _parse_own(key: str, raw: str, fixed: set[str]) -> typing.Any:
+    if key == "tune_keys":
+        return tuning.parse_tune_keys(raw, fixed)
+    if key == "sweep":
+        return _parse_sweep(raw, fixed)
+    if key in ("tune", "tune_epochs"):
+        low = 0 if key == "tune" else 1
+        try:
+            value = int(raw)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise ConfigError(f"{key}={raw!r} is not valid; valid: an integer >= {low}")
+        return value
     if key == "losses":
         names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
         if not names:
@@ -156,6 +267,22 @@ def _parse_own(key: str, raw: str) -> typing.Any:
     return getattr(config, key)
 
 
+def _parse_sweep(raw: str, fixed: set[str]) -> tuple[str, tuple[str, ...]]:
+    """"l2=0,1e-4" → ("l2", ("0", "1e-4")); the values are checked per loss by `variants`."""
+    key, sep, values = raw.partition("=")
+    key = key.strip().replace("-", "_").removeprefix("loss.")
+    raws = tuple(v.strip() for v in values.split(",") if v.strip())
+    if not sep or not key or not raws:
+        raise ConfigError(f"sweep={raw!r} is not valid; valid: key=v1,v2,... (e.g. "
+                          "sweep=l2=0,1e-4,1e-3)")
+    if key in SWEEP_REFUSED:
+        raise ConfigError(f"sweep={raw!r}: {key} cannot be swept; sweep any other config key "
+                          "or loss argument")
+    if key in fixed or f"loss.{key}" in fixed:
+        raise ConfigError(f"{key} is both set ({key}=...) and swept (sweep=); drop one")
+    return key, raws
+
+
 def _split_shared(settings: CompareSettings) -> tuple[list[str], dict[str, str]]:
     """The shared overrides as (config key=value args, {loss argument: raw value})."""
     fields_ = set(field_names())
@@ -170,30 +297,68 @@ def _check_shared_loss_args(settings: CompareSettings) -> None:
         if not any(key in loss_spec(name).arg_names for name in settings.losses):
             takes = "; ".join(f"{n} takes {', '.join(loss_spec(n).arg_names) or 'nothing'}"
                               for n in settings.losses)
-            raise ConfigError(f"unknown key {key!r}: not a config key, and no compared loss "
-                              f"takes it ({takes})")
+            known = [*field_names(), *COMPARE_KEYS,
+                     *(a for n in settings.losses for a in loss_spec(n).arg_names)]
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key {key!r}{hint}: not a config key, and no compared "
+                              f"loss takes it ({takes})")
 
 
 def child_configs(settings: CompareSettings) -> list[tuple[str, Config]]:
     """(variant, Config) for every run, in training order: variant-major, seeds 0..n-1."""
     config_args, loss_args = _split_shared(settings)
     runs = []
-    for variant in settings.losses:
-        spec = loss_spec(variant)
+    for variant in variants(settings):
+        spec = loss_spec(variant.loss)
         own_args = [f"{k}={v}" for k, v in loss_args.items() if k in spec.arg_names]
         base = parse_overrides([f"{k}={v}" for k, v in TASK_SETTINGS[spec.task].items()])
-        base = parse_overrides([*config_args, f"loss={variant}", *own_args], base)
+        base = parse_overrides([*config_args, f"loss={variant.loss}", *own_args], base)
+        base = base.replace(
+            dataset=settings.dataset,
+            epochs=settings.epochs,
+            imbalance=settings.resolved_imbalance() if spec.task == "classification" else 1.0,
+            landscape=settings.landscape,
+            experiment=settings.experiment_name(),
+        )
+        if variant.sweep:  # last: it may set epochs, imbalance, ... too
+            base = tuning.apply_params(base, dict([variant.sweep]))
         for seed in range(settings.seeds):
-            runs.append((variant, base.replace(
-                dataset=settings.dataset,
-                epochs=settings.epochs,
-                imbalance=settings.resolved_imbalance() if spec.task == "classification" else 1.0,
-                landscape=settings.landscape,
-                seed=seed,
-                experiment=settings.experiment_name(),
-                run_name=f"{_short(variant)}-seed{seed}",
-            )))
+            runs.append((variant.name, base.replace(
+                seed=seed, run_name=f"{_short(variant.name)}-seed{seed}")))
     return runs
+
+
+def tuned_description(settings: CompareSettings) -> str:
+    """"10 trials per loss on val/balanced_accuracy" (one objective per task present)."""
+    tasks = list(dict.fromkeys(loss_spec(n).task for n in settings.losses))
+    on = ", ".join(f"{SELECTION_METRIC[t]} ({t})" for t in tasks) if len(tasks) > 1 else \
+        SELECTION_METRIC[tasks[0]]
+    return f"{settings.tune} trials per loss on {on}"
+
+
+def _tune(settings: CompareSettings, variant: Variant, config: Config, parent_id: str) -> dict:
+    """The variant's study (its run a child of the compare's) → its best params, also
+    logged on the compare's parent as `tuned/<variant>/<param>`; {} if nothing to tune."""
+    import mlflow  # noqa: PLC0415 (heavy; the parser above stays import-light)
+
+    if not tuning.search_space(config, settings.tune_keys):
+        mlflow.log_param(f"tuned/{variant.name}", "defaults (no search space)")
+        return {}
+    objective = SELECTION_METRIC[config.task]
+    study = tuning.TuneSettings(
+        config=config.replace(epochs=settings.tune_epochs or settings.epochs, run_name=None),
+        trials=settings.tune, objective=objective, study=f"compare-{parent_id}-{variant.name}",
+        tune_keys=settings.tune_keys)
+    print(f"\n=== tuning {variant.name}: {settings.tune} trials, {study.config.epochs} epochs "
+          f"each, on {objective} ===", flush=True)
+    result = tuning.run_study(study, parent_run_id=parent_id)
+    if result.best_params is None:
+        raise tuning.TrialsFailing(f"no trial of {variant.name} finished ({result.failed} failed)")
+    mlflow.log_params({f"tuned/{variant.name}/{k}": "none" if v is None else v
+                       for k, v in result.best_params.items()})
+    mlflow.log_metric(f"tuned/{variant.name}/best_value", result.best_value)
+    return result.best_params
 
 
 def _short(variant: str) -> str:
@@ -223,15 +388,38 @@ def compare(settings: CompareSettings):
         mlflow.log_params({k: "none" if v is None else v for k, v in settings.to_dict().items()})
         mlflow.set_tags({COMPARE_TAG: "true", "losslab.dataset": settings.dataset,
                          "losslab.losses": ",".join(settings.losses)})
-        for index, (variant, config) in enumerate(runs, start=1):
-            print(f"\n=== [{index}/{len(runs)}] {variant}, seed {config.seed} ===", flush=True)
-            keras.utils.clear_session()  # drop the previous model's graph and memory
-            try:
-                train(config, parent_run_id=parent_id)
-            except Exception as exc:  # noqa: BLE001 (recorded, reported, the others go on)
-                print(f"run {variant} seed {config.seed} failed: {type(exc).__name__}: {exc}",
-                      file=sys.stderr, flush=True)
-                failures.append((variant, config.seed, exc))
+        if settings.tune:
+            mlflow.set_tag(TUNED_TAG, tuned_description(settings))
+        index = 0
+        for variant in variants(settings):
+            configs = [c for name, c in runs if name == variant.name]
+            if settings.tune:
+                try:
+                    best = _tune(settings, variant, configs[0], parent_id)
+                except Exception as exc:  # noqa: BLE001 (its seeds are failures; others go on)
+                    print(f"tuning {variant.name} failed: {type(exc).__name__}: {exc}",
+                          file=sys.stderr, flush=True)
+                    failures += [(variant.name, c.seed, exc) for c in configs]
+                    index += len(configs)
+                    continue
+                configs = [tuning.apply_params(c, best) for c in configs]
+            for config in configs:
+                index += 1
+                print(f"\n=== [{index}/{len(runs)}] {variant.name}, seed {config.seed} ===",
+                      flush=True)
+                keras.utils.clear_session()  # drop the previous model's graph and memory
+                run_id = None
+                try:
+                    run_id = train(config, parent_run_id=parent_id,
+                                   tags={VARIANT_TAG: variant.name})["run_id"]
+                except Exception as exc:  # noqa: BLE001 (recorded, reported, the others go on)
+                    print(f"run {variant.name} seed {config.seed} failed: "
+                          f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                    failures.append((variant.name, config.seed, exc))
+                    run_id = getattr(exc, "losslab_run_id", None)
+                if variant.sweep and run_id:
+                    mlflow.MlflowClient().log_param(run_id, f"sweep.{variant.sweep[0]}",
+                                                    _label(variant.sweep[1]))
         if len(failures) == len(runs):
             raise failures[0][2]
         report = build_report(mlflow.MlflowClient(), parent_id)
@@ -253,6 +441,11 @@ OWN_KEYS_HELP = [
     ("imbalance", "float", "10 on digits, else 100", "long-tail ratio of classification runs"),
     ("landscape", "bool", False, "loss landscape of every run, side by side in the report"),
     ("experiment", "str", "compare-<dataset>", "MLflow experiment"),
+    ("tune", "int", 0, "Optuna trials per loss before its seeds train (0 = defaults, untuned)"),
+    ("tune_epochs", "int", "epochs", "epochs per tuning trial"),
+    ("tune_keys", "str", "none", "shared settings tuned too (learning_rate, l2)"),
+    ("sweep", "str", "none", "key=v1,v2,...: one variant per value of a config key or loss "
+     "argument"),
 ]
 
 
@@ -263,8 +456,10 @@ def compare_help_text(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     return run_cli(compare, sys.argv[1:] if argv is None else argv, resolve=parse_settings,
                    help_text=compare_help_text,
-                   show=lambda s: f"compare on {s.dataset}: {', '.join(s.losses)} × {s.seeds} "
-                                  f"seeds, {s.epochs} epochs")
+                   show=lambda s: f"compare on {s.dataset}: "
+                                  f"{', '.join(v.name for v in variants(s))} × {s.seeds} seeds, "
+                                  f"{s.epochs} epochs"
+                                  + (f"; tuned: {tuned_description(s)}" if s.tune else ""))
 
 
 if __name__ == "__main__":
