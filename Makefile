@@ -133,6 +133,8 @@ lint: $(STAMP_DEV) ## Lint with ruff
 bench: $(STAMP_RUN) ## Benchmarks: losses vs references, training throughput (medians, ratios)
 	$(PY) -m benchmarks.losses
 	$(PY) -m benchmarks.train
+	$(PY) -m benchmarks.retrieval
+	$(PY) -m benchmarks.mining
 
 ui: $(STAMP_RUN) ## MLflow UI on 127.0.0.1:PORT over the default store
 	$(PY) -m mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(PORT)

@@ -57,26 +57,29 @@ def count_below(sorted_rows, queries, inclusive):
         (B, Q) int32 counts in [0, M]. Branchless binary search: the step halves from the
         largest power of two <= M down to 1, one (B, Q) gather per step, so
         floor(log2(M)) + 1 steps (31, enough for any int32 M, when M is unknown at trace
-        time). Only three (B, Q) arrays are live per step, which bounds the peak memory.
+        time). The search runs on positions in the flattened rows (row offset included),
+        so a step is five (B, Q) operations (add, clamp, gather, compare, select) and
+        only three (B, Q) arrays are live per step, which bounds the peak memory.
     """
     m = sorted_rows.shape[1]
     steps = 31 if m is None else max(1, int(m).bit_length())
     m_dyn = ops.shape(sorted_rows)[1]
-    count = ops.zeros_like(queries, dtype="int32")
+    flat = ops.reshape(sorted_rows, (-1,))
+    start = ops.arange(ops.shape(sorted_rows)[0], dtype="int32")[:, None] * m_dyn  # (B, 1)
+    last = start + (m_dyn - 1)  # flat position of each row's last entry
+    # `at` = flat position of the last entry known to be below the query (start − 1: none).
+    at = ops.zeros_like(queries, dtype="int32") + (start - 1)
     for k in reversed(range(steps)):
-        candidate = ops.minimum(count + (1 << k), m_dyn)
-        probe = take_rows(sorted_rows, candidate - 1)
+        candidate = ops.minimum(at + (1 << k), last)
+        probe = ops.take(flat, candidate)
         below = (probe <= queries) if inclusive else (probe < queries)
-        count = ops.where(below, candidate, count)
-    return count
+        at = ops.where(below, candidate, at)
+    return at + 1 - start
 
 
-# Anchors per block in semi-hard mining. The sort and the binary search keep about ten
-# (rows, B) temporaries alive; in blocks of 512 anchors that is ~80 MB at B = 4096 instead
-# of ~670 MB. Measured with benchmarks/losses.py (B = 4096, D = 64, TensorFlow CPU), peak
-# extra memory of forward + backward: 1.58 GB in one block, 0.80 GB with 512, 0.77 GB with
-# 128; the rest is the (B, B) distances, masks and their gradients. Read at call time
-# (the tests shrink it to exercise the loop on small batches).
+# Anchors per block in semi-hard mining. A block's sort and binary search keep about ten
+# (rows, B) temporaries alive: ~80 MB at 512 rows and B = 4096. Read at call time (the
+# tests shrink it to exercise the loop on small batches).
 SEMI_HARD_CHUNK = 512
 
 
@@ -85,37 +88,82 @@ def semi_hard(d, positive, negative):
 
     n(a, p) = the nearest negative of a with d(a, n) > d(a, p); if there is none, the
     farthest negative of a. The choice of n needs no gradient and is made per anchor row,
-    `SEMI_HARD_CHUNK` anchors at a time; only the chosen distances are then gathered
-    from `d`, so gradients flow exactly as if all rows were processed at once.
+    `SEMI_HARD_CHUNK` anchors at a time, by `_semi_hard_block`.
+
+    Memory (B = 4096: one float32 (B, B) array is 64 MB): x is computed block by block
+    inside a custom-gradient op that keeps only x and the chosen columns (int16 when
+    B <= 32767: 32 MB). The backward pass scatters −upstream onto those columns, again
+    block by block. Autodiff through a gather, `d − take_rows(d, columns)`, would keep a
+    (B, B) int32 gather index for the backward pass and build d(a, n) as another (B, B)
+    float32 array next to x and the int32 columns: ~190 MB more at the peak.
 
     Returns:
         x: (B, B) d(a, p) − d(a, n(a, p)), gradient flowing into both distances.
         valid: (B, B) bool, positive pairs whose anchor has at least one negative.
     """
-    columns = map_row_chunks(_semi_hard_columns, (ops.stop_gradient(d), negative), SEMI_HARD_CHUNK)
-    d_an = take_rows(d, columns)
     has_negative = ops.any(negative, axis=1)
     valid = ops.logical_and(positive, has_negative[:, None])
-    return d - d_an, valid
+    return _minus_semi_hard_negative(d, negative), valid
 
 
-def _semi_hard_columns(blocks):
-    """Column of n(a, p) for a block of anchor rows.
+def _minus_semi_hard_negative(d, negative):
+    """x = d − d[a, n(a, p)] for every (a, p), with exactly that expression's gradient:
+    ∂x(a, p)/∂d(a, p) = 1 and ∂x(a, p)/∂d(a, n(a, p)) = −1."""
+    width = d.shape[1]
+    index_dtype = "int16" if width is not None and width <= 32767 else "int32"
+
+    @ops.custom_gradient
+    def minus_negative(dist):
+        x, columns = map_row_chunks(
+            _semi_hard_block, (ops.stop_gradient(dist), negative), SEMI_HARD_CHUNK,
+            dtype=(dist.dtype, index_dtype),
+        )
+
+        def grad(*args, upstream=None):
+            if upstream is None:  # TensorFlow and JAX pass it positionally
+                (upstream,) = args
+            return map_row_chunks(
+                _minus_scattered, (upstream, columns), SEMI_HARD_CHUNK, dtype=upstream.dtype
+            )
+
+        return x, grad
+
+    return minus_negative(d)
+
+
+def _semi_hard_block(blocks):
+    """x and the column of n(a, p) for a block of anchor rows.
 
     Args:
         blocks: (d, negative), each (c, B): distances (no gradient) and the negative mask.
 
     Returns:
-        (c, B) int32: for each (a, p) the index of the semi-hard negative of the pair; an
-        arbitrary valid column where a has no negative or p is not a positive of a (those
-        entries are masked out by the caller).
+        x: (c, B) d(a, p) − d(a, n(a, p)).
+        columns: (c, B) the column of n(a, p) for each (a, p) (cast by the caller); an
+            arbitrary valid column where a has no negative or p is not a positive of a
+            (those entries are masked out by the caller).
     """
     d, negative = blocks
     order, sorted_d, n_neg = sorted_negatives(d, negative)
     n_closer = count_below(sorted_d, d, inclusive=True)
     farthest = ops.maximum(n_neg - 1, 0)[:, None]
     pick = ops.where(n_closer < n_neg[:, None], n_closer, farthest)
-    return take_rows(order, pick)
+    columns = take_rows(order, pick)
+    return d - take_rows(d, columns), columns
+
+
+def _minus_scattered(blocks):
+    """upstream − (upstream scattered onto the chosen columns), for a block of rows: the
+    gradient of x = d − d[a, columns[a, p]] with respect to d.
+
+    Args:
+        blocks: (upstream, columns), each (c, B): ∂loss/∂x and the columns of n(a, p).
+    """
+    upstream, columns = blocks
+    rows, width = ops.shape(upstream)[0], ops.shape(upstream)[1]
+    ids = ops.cast(columns, "int32") + ops.arange(rows, dtype="int32")[:, None] * width
+    onto = ops.segment_sum(ops.reshape(upstream, (-1,)), ops.reshape(ids, (-1,)), rows * width)
+    return upstream - ops.reshape(onto, (rows, width))
 
 
 def batch_hard(d, positive, negative):

@@ -66,3 +66,67 @@ def test_chunked_semi_hard_in_compiled_evaluate(small_chunk, rng):
     want = sum((s.stop - s.start) * reference.triplet(y[s], emb[s], 0.5) for s in batches) / 27
     got = model.evaluate(x, y, batch_size=12, verbose=0)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows,chunk", [(11, 4), (12, 4), (3, 4)])
+def test_map_row_chunks_with_several_outputs(rows, chunk, rng):
+    # Two outputs of different dtypes per block: padded last block (11), exact blocks
+    # (12, where no padded rows are cut) and a single call (3 <= chunk).
+    x = rng.permutation(rows * 7).reshape(rows, 7).astype("float32")
+    doubled, order = map_row_chunks(
+        lambda b: (2.0 * b[0], ops.argsort(b[0], axis=1)),
+        (ops.convert_to_tensor(x),),
+        chunk,
+        dtype=("float32", "int16"),
+    )
+    assert ops.convert_to_numpy(order).dtype == np.int16
+    np.testing.assert_array_equal(ops.convert_to_numpy(doubled), 2.0 * x)
+    np.testing.assert_array_equal(ops.convert_to_numpy(order), np.argsort(x, axis=1))
+
+
+def semi_hard_loops(d, positive, negative):
+    """n(a, p) per pair, one anchor at a time: the nearest negative strictly farther than
+    p, else the farthest negative; -1 where a has no negative."""
+    b = len(d)
+    n = np.full((b, b), -1)
+    for a in range(b):
+        negs = [j for j in range(b) if negative[a, j]]
+        for p in range(b):
+            if not negs:
+                continue
+            farther = [j for j in negs if d[a, j] > d[a, p]]
+            n[a, p] = min(farther, key=lambda j: d[a, j]) if farther else max(negs, key=lambda j: d[a, j])
+    return n
+
+
+def test_semi_hard_value_and_gradient_match_loops(small_chunk, grad, rng):
+    # x = d(a, p) − d(a, n(a, p)); d(Σ w·x over valid pairs)/dd is +w at (a, p) and −w at
+    # (a, n(a, p)), summed where several p pick the same n. Blocks of 5 rows over 13.
+    b = 13
+    labels = rng.integers(0, 3, size=b)
+    labels[-1] = 7  # an anchor whose class has no positive
+    d = rng.uniform(0.1, 2.0, size=(b, b)).astype("float32")
+    d = (d + d.T) / 2
+    same = labels[:, None] == labels[None, :]
+    d[0, np.flatnonzero(~same[0])[0]] = d[0, np.flatnonzero(same[0])[1]]  # tie: not "farther"
+    np.fill_diagonal(d, 0.0)
+    positive, negative = same & ~np.eye(b, dtype=bool), ~same
+    negative[3] = False  # an anchor without negatives: no valid pair
+    w = rng.uniform(size=(b, b)).astype("float32")
+    n = semi_hard_loops(d, positive, negative)
+    valid = positive & (n >= 0)
+    want_x = np.where(valid, d - np.take_along_axis(d, np.maximum(n, 0), axis=1), 0.0)
+    want_g = np.where(valid, w, 0.0)
+    for a, p in zip(*np.nonzero(valid), strict=True):
+        want_g[a, n[a, p]] -= w[a, p]
+
+    def loss(dist):
+        x, ok = mining.semi_hard(dist, ops.convert_to_tensor(positive), ops.convert_to_tensor(negative))
+        assert np.array_equal(ops.convert_to_numpy(ok), valid)
+        return ops.sum(ops.where(ok, x * w, 0.0))
+
+    value, got_g = grad(loss, d)
+    x, _ = mining.semi_hard(ops.convert_to_tensor(d), ops.convert_to_tensor(positive), ops.convert_to_tensor(negative))
+    np.testing.assert_allclose(np.where(valid, ops.convert_to_numpy(x), 0.0), want_x, atol=1e-6)
+    np.testing.assert_allclose(value, np.sum(w * want_x), rtol=1e-5)
+    np.testing.assert_allclose(got_g, want_g, atol=1e-6)
