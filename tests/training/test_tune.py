@@ -227,9 +227,6 @@ class _NoTestSplit:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the trainer's tracking.log_dataset(splits) logs the "
-                   "test split's dataset input (digest, class counts) even with "
-                   "evaluate_test=False; remove this mark once it skips test for trials")
 def test_trials_never_read_the_test_split(mlflow_store, tmp_path, monkeypatch):
     from training.run import trainer
 

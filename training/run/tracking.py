@@ -248,13 +248,11 @@ def log_config(config: Config) -> None:
     mlflow.log_text(config.to_json(), "config.json")
 
 
-def log_dataset(splits) -> None:
-    """Dataset lineage: one `log_input` per split with its size and class counts."""
-    for context, x, y in (
-        ("train", splits.x_train, splits.y_train),
-        ("val", splits.x_val, splits.y_val),
-        ("test", splits.x_test, splits.y_test),
-    ):
+def log_dataset(splits, contexts: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """Dataset lineage: one `log_input` per split in `contexts` with its size and class
+    counts (a tuning trial leaves "test" out: it never reads the test split)."""
+    for context in contexts:
+        x, y = getattr(splits, f"x_{context}"), getattr(splits, f"y_{context}")
         classes, counts = np.unique(y, return_counts=True)
         with warnings.catch_warnings():
             # A local path matches two equivalent MLflow source types; it picks one and warns.
@@ -263,9 +261,9 @@ def log_dataset(splits) -> None:
                 x, targets=y, name=f"{splits.name}:{context}", source=_source(splits.name)
             )
         counts_text = json.dumps({int(c): int(n) for c, n in zip(classes, counts, strict=True)})
-        mlflow.log_input(
-            dataset, context=context, tags={"examples": str(len(y)), "class_counts": counts_text}
-        )
+        tags = {"examples": str(len(y)), "class_counts": counts_text}
+        _retry(lambda dataset=dataset, context=context, tags=tags:
+               mlflow.log_input(dataset, context=context, tags=tags))
 
 
 def _source(name: str) -> str:
@@ -378,7 +376,12 @@ def _retry(fn, attempts: int = 8):
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 (only lock errors are retried)
-            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+            # "UNIQUE constraint failed": two processes logging the same new dataset input at
+            # once; on the retry the input exists and is reused.
+            message = str(exc).lower()
+            if not ("locked" in message or "unique constraint" in message) or (
+                attempt == attempts - 1
+            ):
                 raise
             time.sleep(0.2 * 2**attempt)
     return None

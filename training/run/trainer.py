@@ -107,7 +107,8 @@ def train(
             tracking.log_config(config)
             if reweight is not None:  # 1-based, as the curves count epochs
                 mlflow.log_param("loss.drw_epoch", reweight[0] + 1)
-            tracking.log_dataset(splits)
+            tracking.log_dataset(splits, ("train", "val", "test") if evaluate_test
+                                 else ("train", "val"))
             checkpoint.start(model, ckpt_dir)  # initial weights; the run's tag points here
 
         # --- fit: val metrics (into Keras logs as val_<name>), checkpoint, MLflow log ------
