@@ -61,7 +61,7 @@ from training.config import SELECTION_METRIC, Config, ConfigError, field_names, 
 from training.help import compare_help
 from training.loss_catalog import catalog, import_plugins, loss_spec
 from training.study import tune as tuning
-from training.tags import COMPARE_TAG
+from training.tags import COMPARE_TAG, TUNED_TAG, VARIANT_TAG
 
 # Per-task settings shared by every variant of the task (a user's Config key overrides them,
 # still for all alike). Retrieval: P=4 classes × K=16 images = 64, the classification batch
@@ -75,8 +75,6 @@ DEFAULT_IMBALANCE = {"digits": 10.0}  # every other dataset: FALLBACK_IMBALANCE
 FALLBACK_IMBALANCE = 100.0
 RESERVED = ("loss", "seed", "run_name", "resume")  # set per run by the compare
 SWEEP_REFUSED = (*RESERVED, "dataset", "experiment", "plugins", "loss_args")
-VARIANT_TAG = "losslab.variant"  # the variant of a child run: "focal", "ce[l2=0.0001]"
-TUNED_TAG = "losslab.tuned"  # on a tuned compare's parent: "N trials per loss on <objective>"
 
 
 def default_variants() -> tuple[str, ...]:

@@ -71,7 +71,7 @@ from training.errors import ConfigError, RunKilled, TrackingError
 from training.help import config_lines, keys_help, loss_arg_lines
 from training.keyvalue import Key, pairs, parse_keys
 from training.loss_catalog import catalog, import_plugins
-from training.tags import ERROR_TAG, PRUNED_TAG
+from training.tags import BEST_TAG, ERROR_TAG, PRUNED_TAG, STUDY_TAG, TRIAL_TAG
 
 # --- settings ----------------------------------------------------------------------------
 
@@ -104,9 +104,6 @@ CREATOR_WAIT_S = 60.0
 # the next worker to start a trial (a machine that died, not just a process).
 HEARTBEAT_S, GRACE_S = 60, 180
 
-STUDY_TAG = "losslab.study"  # the study's name, on its MLflow run and on every trial run
-TRIAL_TAG = "losslab.trial"  # the Optuna trial number of a trial run
-BEST_TAG = "losslab.best_params"  # JSON of the current best: params, value, trial
 # Optuna user attributes: settings fingerprint and MLflow run of a study; worker and run of a trial.
 SETTINGS_ATTR, RUN_ATTR, WORKER_ATTR = "losslab_settings", "losslab_run_id", "losslab_worker"
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from training.errors import ConfigError
 from training.loss_catalog import catalog, loss_spec
-from training.tags import COMPARE_TAG, ERROR_TAG
+from training.tags import COMPARE_TAG, ERROR_TAG, STUDY_TAG, VARIANT_TAG
 
 RECALL_TABLE = "eval/per_class_recall.json"  # written by the trainer with mlflow.log_table
 _OLD_RECALL = re.compile(r"test/recall_class_(\d+)")  # older stores: one metric per class
@@ -127,11 +127,15 @@ def collect(client: mlflow.MlflowClient, parent_id: str) -> CompareRuns:
             run_view_type=mlflow.entities.ViewType.ACTIVE_ONLY,
             page_token=page_token,
         )
-        children += [_with_recall(client, _child(run, specs)) for run in page]
+        # Study runs of a tuned compare are children too, but not seeds of a variant.
+        children += [_with_recall(client, _child(run, specs)) for run in page
+                     if STUDY_TAG not in run.data.tags]
         page_token = page.token
         if not page_token:
             break
-    listed = [v for v in parent.data.params.get("losses", "").split(",") if v]
+    # A sweep's variants ("ce[l2=0.0001]") are listed in `variants`; otherwise the losses.
+    params = parent.data.params
+    listed = [v for v in (params.get("variants") or params.get("losses", "")).split(",") if v]
     seen = {c.variant for c in children}
     variants = tuple(listed + sorted(seen - set(listed), key=_registry_order))
     children.sort(key=lambda c: (variants.index(c.variant), c.seed))
@@ -216,7 +220,7 @@ def _spec_or_none(variant: str, cache: dict):
 
 def _child(run, specs: dict) -> ChildRun:
     params = run.data.params
-    variant = variant_of(params) or params.get("loss", "unknown")
+    variant = run.data.tags.get(VARIANT_TAG) or variant_of(params) or params.get("loss", "unknown")
     return ChildRun(
         run_id=run.info.run_id,
         variant=variant,
