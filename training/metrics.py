@@ -92,7 +92,8 @@ def retrieval_metrics(embeddings, labels, *, k: int = 5, chunk_size: int = 1024)
     # pass over the (B, N) block: [x, ‖x‖²] · [−2q, 1].
     items = np.concatenate([x, np.einsum("ij,ij->i", x, x)[:, None]], axis=1)  # (N, D+1)
     setup = _Retrieval(x, np.ascontiguousarray(items.T), inverse, r_all, k)
-    workers = max(1, min(len(os.sched_getaffinity(0)), chunk_size, queries.size // 64))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, min(cpus or 1, chunk_size, queries.size // 64))
     size = -(-chunk_size // workers)
     blocks = [queries[i : i + size] for i in range(0, queries.size, size)]
     if workers > 1:
@@ -303,8 +304,11 @@ def _segmented_order(keys: np.ndarray, run: np.ndarray) -> np.ndarray:
         digits.append((run * span + (top - low)).astype(np.uint16))
     else:
         digits.append(top.astype(np.uint16))
-        width = max(rows - 1, 1).bit_length()
-        digits += [(run >> shift).astype(np.uint16) for shift in range(0, width, 16)]
+        if rows <= 256:  # a one-byte radix pass
+            digits.append(run.astype(np.uint8))
+        else:
+            width = (rows - 1).bit_length()
+            digits += [(run >> shift).astype(np.uint16) for shift in range(0, width, 16)]
     order = np.argsort(digits[0], kind="stable")
     for digit in digits[1:]:
         order = order[np.argsort(digit[order], kind="stable")]
