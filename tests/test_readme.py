@@ -39,3 +39,15 @@ def custom_loss_example() -> str:
     section = (REPO_ROOT / "README.md").read_text().split(
         "## Write your own loss and compare it with ours", 1)[1]
     return re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], flags=re.S)[0]
+
+
+def test_readme_proxy_head_snippet_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # it saves arcface.keras
+    scope = {}
+    exec(compile(_section_code("Proxy losses in your own model"), "README.md", "exec"), scope)
+    vectors = scope["keras"].ops.convert_to_numpy(scope["vectors"])
+    assert vectors.shape == (256, 16) and (tmp_path / "arcface.keras").exists()
+    assert abs(float(abs(vectors).sum(axis=1).min())) > 0
+    import numpy as np
+
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
