@@ -24,7 +24,9 @@ def _log1p_sum_exp(x, members):
     top = ops.stop_gradient(ops.where(has, top, 0.0))
     e = ops.where(members, ops.exp(ops.where(members, x, top[None, :]) - top[None, :]), 0.0)
     total = ops.sum(e, axis=0)  # >= 1 for a non-empty column, 0 for an empty one
-    total = ops.maximum(total, 1.0)
+    # where, not maximum: a one-member column has total exactly 1, and torch splits the
+    # gradient of maximum at a tie in half (TensorFlow gives it to the first argument).
+    total = ops.where(has, total, 1.0)
     term = ops.where(has, ops.softplus(top + ops.log(total)), 0.0)
     return term, e / total[None, :]
 

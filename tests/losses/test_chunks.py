@@ -123,7 +123,7 @@ def test_semi_hard_value_and_gradient_match_loops(small_chunk, grad, rng):
     def loss(dist):
         x, ok = mining.semi_hard(dist, ops.convert_to_tensor(positive), ops.convert_to_tensor(negative))
         assert np.array_equal(ops.convert_to_numpy(ok), valid)
-        return ops.sum(ops.where(ok, x * w, 0.0))
+        return ops.sum(ops.where(ok, x * ops.convert_to_tensor(w), 0.0))
 
     value, got_g = grad(loss, d)
     x, _ = mining.semi_hard(ops.convert_to_tensor(d), ops.convert_to_tensor(positive), ops.convert_to_tensor(negative))
