@@ -24,6 +24,8 @@ PER_EPOCH = ["train/loss", "train/lr", "val/loss", "val/accuracy", "val/balanced
 def test_four_processes_on_one_fresh_sqlite_store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # does not exist yet: all four race to create it
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                          text=True).stdout.strip()
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "training.train", "epochs=2", f"seed={seed}",
@@ -47,6 +49,4 @@ def test_four_processes_on_one_fresh_sqlite_store(tmp_path):
             assert steps == [1, 2], (run.info.run_id, key)
         assert "test/accuracy" in run.data.metrics
         # From the command line, MLflow itself records the commit of the code that ran.
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True).stdout.strip()
         assert run.data.tags["mlflow.source.git.commit"] == head

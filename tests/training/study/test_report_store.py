@@ -239,6 +239,7 @@ def test_an_old_and_interrupted_compare_still_reports(fake_compare, capsys):
         client.log_param(child.info.run_id, "seed", seed)
         if accuracy is None:
             continue  # interrupted: never finished
+        mlflow.set_experiment(experiment_id=experiment)  # whatever an earlier test set
         with mlflow.start_run(run_id=child.info.run_id):
             tracking.log_dataset(splits)
             tracking.log_metrics({"test/accuracy": accuracy, **{
