@@ -370,6 +370,8 @@ class CompareIncomplete(RuntimeError):
 
 def compare(settings: CompareSettings):
     """Train every (variant, seed), then build, print and log the report. → `Report`."""
+    # Imported here, not at the top: `python -m training.compare --help` and the parser above
+    # must answer without TensorFlow and MLflow (6 s); these run once the settings are valid.
     import keras  # noqa: PLC0415 (heavy; the parser above stays import-light)
     import mlflow  # noqa: PLC0415
 
