@@ -1,5 +1,7 @@
-"""Label masks over the (B, B) pair matrix and the pair-distance summaries both metric losses
-report in `statistics()`."""
+"""Label masks over the (B, B) pair matrix, the masked row log-sum-exp of the pair losses,
+and the pair-distance summaries both metric losses report in `statistics()`."""
+
+import math
 
 from keras import ops
 
@@ -14,6 +16,37 @@ def pair_masks(labels):
     same = labels[:, None] == labels[None, :]
     not_self = ~ops.eye(ops.shape(labels)[0], dtype="bool")
     return ops.logical_and(same, not_self), ops.logical_not(same)
+
+
+def masked_logsumexp(x, mask, add_one=False):
+    """Row-wise log Σ_{j: mask[i, j]} exp(x[i, j]), with an extra e⁰ = 1 term if `add_one`.
+
+    Stable for any magnitude (β = 50 and beyond): the row maximum is subtracted before exp.
+    No inf enters the arithmetic that carries gradients, so entries outside the mask get
+    exactly zero gradient, never NaN. A row with no True entry gives 0: exactly log(1) with
+    `add_one`; without it the true value is −inf and the caller must mask that row.
+    Shared by the multi-similarity, circle and SupCon losses.
+
+    Args:
+        x: (B, M) float32.
+        mask: (B, M) bool, the entries that enter the sum.
+        add_one: log(1 + Σ exp) instead of log Σ exp.
+
+    Returns:
+        (B,) float32.
+    """
+    shift = ops.max(ops.where(mask, x, -math.inf), axis=1)
+    if add_one:
+        shift = ops.maximum(shift, 0.0)
+    else:
+        shift = ops.where(ops.any(mask, axis=1), shift, 0.0)
+    shift = ops.stop_gradient(shift)[:, None]
+    # Outside the mask exp sees x := shift, i.e. exp(0): finite in value and derivative.
+    terms = ops.where(mask, ops.exp(ops.where(mask, x, shift) - shift), 0.0)
+    total = ops.sum(terms, axis=1)
+    if add_one:
+        total = total + ops.exp(-shift[:, 0])
+    return shift[:, 0] + ops.log(ops.where(total > 0, total, 1.0))
 
 
 def masked_mean(values, mask):

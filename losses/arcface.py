@@ -5,9 +5,8 @@ import math
 import keras
 from keras import ops
 
-from ._checks import check_nonnegative
-from ._labels import to_float32, to_labels
-from .cosface import check_scale, margin_crossentropy, true_class_cosines
+from ._checks import check_nonnegative, check_positive
+from .cosface import margin_crossentropy
 
 # Floor of 1 − c² under the sqrt: d sqrt(u)/du is infinite at u = 0 (c = ±1 exactly), and
 # the floor's gradient there is 0. sin θ is then 1e-6 instead of 0: an error in φ below
@@ -34,20 +33,10 @@ def arcface_target(c, margin):
 
 
 def arcface_loss(y_true, y_pred, margin=0.5, scale=64.0):
-    """Per-sample ArcFace loss: cross entropy of scale · (cosines, true class cos(θ + m)).
-
-    Args:
-        y_true: labels (B,) or (B, 1), or one-hot (B, C).
-        y_pred: (B, C) cosines in [−1, 1] (e.g. from `ProxyHead`), any float dtype.
-        margin, scale: see `ArcFaceLoss`.
-
-    Returns:
-        (B,) float32 losses.
-    """
-    cosines = to_float32(y_pred)
-    labels = to_labels(y_true, cosines.shape[-1])
-    target = arcface_target(true_class_cosines(cosines, labels), float(margin))
-    return margin_crossentropy(cosines, labels, target, float(scale))
+    """Per-sample ArcFace loss (see `ArcFaceLoss`): `margin_crossentropy` with the true-class
+    cosine c replaced by cos(θ + m) (`arcface_target`). (B,) float32."""
+    margin = float(margin)
+    return margin_crossentropy(y_true, y_pred, lambda c: arcface_target(c, margin), float(scale))
 
 
 @keras.saving.register_keras_serializable(package="losses")
@@ -94,7 +83,7 @@ class ArcFaceLoss(keras.losses.Loss):
         self.margin = check_nonnegative("margin", margin)
         if self.margin >= math.pi:
             raise ValueError(f"Invalid margin={margin!r}: expected radians in [0, π).")
-        self.scale = check_scale(scale)
+        self.scale = check_positive("scale", scale)
 
     def call(self, y_true, y_pred):
         return arcface_loss(y_true, y_pred, self.margin, self.scale)

@@ -5,7 +5,7 @@ import numpy as np
 from keras import ops
 
 from ._checks import check_num_classes, check_weights
-from ._labels import to_float32, to_labels
+from ._labels import class_counts, to_float32, to_labels
 
 
 def balanced_crossentropy(y_true, y_pred, class_weights, from_logits=True):
@@ -38,28 +38,12 @@ def weights_from_labels(labels, num_classes=None, beta=None):
     Returns:
         list of C floats.
     """
-    labels = np.asarray(labels).reshape(-1)
-    integral = np.issubdtype(labels.dtype, np.integer) or (
-        np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0)
-    )
-    if labels.size == 0 or not integral:
-        raise ValueError("Invalid labels: expected a non-empty array of integer class ids.")
-    labels = labels.astype(np.int64)
-    if labels.min() < 0:
-        raise ValueError(f"Invalid labels: found negative class id {labels.min()}.")
-    if num_classes is None:
-        num_classes = int(labels.max()) + 1
-    elif labels.max() >= num_classes:
-        raise ValueError(
-            f"Invalid num_classes={num_classes}: labels contain class id {labels.max()}."
-        )
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    if (counts == 0).any():
-        missing = np.flatnonzero(counts == 0).tolist()
-        raise ValueError(
-            f"Classes {missing} have no examples: their weight would be infinite. "
-            "Pass num_classes that matches the labels, or drop the empty classes."
-        )
+    return weights_from_counts(class_counts(labels, num_classes), beta)
+
+
+def weights_from_counts(counts, beta=None):
+    """`weights_from_labels` from the per-class counts n_c (positive ints) themselves."""
+    counts = np.asarray(counts, np.float64)
     if beta is None:
         raw = 1.0 / counts
     else:

@@ -3,11 +3,10 @@
 import keras
 from keras import ops
 
-from ._checks import check_nonnegative
+from ._checks import check_nonnegative, check_positive
 from ._labels import to_labels
-from ._pairs import pair_masks
+from ._pairs import masked_logsumexp, pair_masks
 from .distances import pairwise_distances
-from .multi_similarity import check_positive, masked_logsumexp
 
 
 def circle_loss(y_true, y_pred, margin=0.4, gamma=80.0):

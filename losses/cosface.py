@@ -3,56 +3,41 @@
 import keras
 from keras import ops
 
-from ._checks import check_nonnegative
-from ._labels import to_float32, to_labels
+from ._checks import check_nonnegative, check_positive
+from ._labels import to_float32, to_labels, true_class
 
 
-def true_class_cosines(cosines, labels):
-    """(B,) cosines[i, labels[i]]: a flat gather of B entries (its gradient scatters B values)."""
-    num_classes = ops.shape(cosines)[-1]
-    rows = ops.arange(ops.shape(cosines)[0], dtype="int32")
-    return ops.take(ops.reshape(cosines, (-1,)), rows * num_classes + labels)
-
-
-def margin_crossentropy(cosines, labels, target, scale):
-    """Per-sample CE of `scale · z`, z = `cosines` with the true class replaced by `target`.
+def margin_crossentropy(y_true, y_pred, target, scale):
+    """Per-sample CE of `scale · z`, z = the cosines with the true class c_y replaced by
+    `target(c_y)`: the margin losses (CosFace, ArcFace) differ only in `target`.
 
     ```
-    loss_i = logsumexp_c(scale · z_ic) − scale · target_i
+    loss_i = logsumexp_c(scale · z_ic) − scale · target(c_{i,y_i})
     ```
-
-    The margin losses (CosFace, ArcFace) differ only in `target` (B,). Cost: one (B, C)
-    where and one logsumexp (max-shifted: finite for any scale).
-    """
-    num_classes = ops.shape(cosines)[-1]
-    is_true = ops.arange(num_classes, dtype="int32")[None, :] == labels[:, None]
-    z = ops.where(is_true, target[:, None], cosines)
-    return ops.logsumexp(scale * z, axis=-1) - scale * target
-
-
-def check_scale(scale):
-    """`scale` as a float if it is a finite number > 0, else ValueError naming it."""
-    value = check_nonnegative("scale", scale)
-    if value == 0:
-        raise ValueError(f"Invalid scale={scale!r}: expected a finite number > 0.")
-    return value
-
-
-def cosface_loss(y_true, y_pred, margin=0.35, scale=64.0):
-    """Per-sample CosFace loss: cross entropy of scale · (cosines − margin at the true class).
 
     Args:
         y_true: labels (B,) or (B, 1), or one-hot (B, C).
         y_pred: (B, C) cosines in [−1, 1] (e.g. from `ProxyHead`), any float dtype.
-        margin, scale: see `CosFaceLoss`.
+        target: (B,) true-class cosines → (B,) margin-adjusted ones.
+        scale: logit scale s.
 
     Returns:
-        (B,) float32 losses.
+        (B,) float32 losses. Cost: one (B, C) where and one logsumexp (max-shifted: finite
+        for any scale).
     """
     cosines = to_float32(y_pred)
     labels = to_labels(y_true, cosines.shape[-1])
-    target = true_class_cosines(cosines, labels) - float(margin)
-    return margin_crossentropy(cosines, labels, target, float(scale))
+    adjusted = target(true_class(cosines, labels))
+    is_true = ops.arange(ops.shape(cosines)[-1], dtype="int32")[None, :] == labels[:, None]
+    z = ops.where(is_true, adjusted[:, None], cosines)
+    return ops.logsumexp(scale * z, axis=-1) - scale * adjusted
+
+
+def cosface_loss(y_true, y_pred, margin=0.35, scale=64.0):
+    """Per-sample CosFace loss (see `CosFaceLoss`): `margin_crossentropy` with the true-class
+    cosine lowered by `margin`. (B,) float32."""
+    margin = float(margin)
+    return margin_crossentropy(y_true, y_pred, lambda c: c - margin, float(scale))
 
 
 @keras.saving.register_keras_serializable(package="losses")
@@ -97,7 +82,7 @@ class CosFaceLoss(keras.losses.Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = check_nonnegative("margin", margin)
-        self.scale = check_scale(scale)
+        self.scale = check_positive("scale", scale)
 
     def call(self, y_true, y_pred):
         return cosface_loss(y_true, y_pred, self.margin, self.scale)

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from ._checks import check_nonnegative, check_num_classes, check_weights
-from ._labels import to_float32, to_labels
+from ._labels import logits_and_labels, true_class
 from .balanced import weights_from_labels
 
 
@@ -23,11 +23,8 @@ def true_and_rest(z, labels):
     kernel at B = 4096, C = 1000 (that kernel also writes its (B, C) gradient), the same at
     C = 10 (benchmarks/losses.py).
     """
-    num_classes = ops.shape(z)[-1]
-    is_true = ops.arange(num_classes, dtype="int32")[None, :] == labels[:, None]
-    # (B,) true logits: a flat gather of B entries (its gradient scatters B values).
-    rows = ops.arange(ops.shape(z)[0], dtype="int32")
-    z_true = ops.take(ops.reshape(z, (-1,)), rows * num_classes + labels)
+    is_true = ops.arange(ops.shape(z)[-1], dtype="int32")[None, :] == labels[:, None]
+    z_true = true_class(z, labels)
     # −inf drops the true class: exp(−inf − top) = 0 with a zero gradient. `top` is finite
     # for C >= 2, and no gradient is needed through the shift (it cancels exactly).
     others = ops.where(is_true, -float("inf"), z)
@@ -67,10 +64,7 @@ def focal_loss(y_true, y_pred, gamma=2.0, alpha=None, from_logits=True):
     Returns:
         (B,) float32 losses.
     """
-    z = to_float32(y_pred)
-    if not from_logits:
-        z = ops.log(ops.clip(z, keras.config.epsilon(), 1.0))
-    labels = to_labels(y_true, z.shape[-1])
+    z, labels = logits_and_labels(y_true, y_pred, from_logits)
     z_true, rest = true_and_rest(z, labels)
     log_p = -ops.softplus(rest - z_true)
     log_1mp = -ops.softplus(z_true - rest)

@@ -5,8 +5,7 @@ import numpy as np
 from keras import ops
 
 from ._checks import check_nonnegative, check_num_classes, check_weights
-from ._labels import to_float32, to_labels
-from .ldam import class_counts
+from ._labels import class_counts, logits_and_labels
 
 PRIOR_SUM_TOLERANCE = 1e-6
 
@@ -25,10 +24,7 @@ def logit_adjusted_crossentropy(y_true, y_pred, class_priors, tau=1.0, from_logi
     Returns:
         (B,) float32 losses.
     """
-    z = to_float32(y_pred)
-    if not from_logits:
-        z = ops.log(ops.clip(z, keras.config.epsilon(), 1.0))
-    labels = to_labels(y_true, z.shape[-1])
+    z, labels = logits_and_labels(y_true, y_pred, from_logits)
     # One (C,) offset broadcast over the batch: a single add before the fused sparse CE kernel.
     offset = float(tau) * ops.log(ops.convert_to_tensor(class_priors, "float32"))
     return ops.sparse_categorical_crossentropy(labels, z + offset[None, :], from_logits=True)

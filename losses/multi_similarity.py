@@ -5,49 +5,10 @@ import math
 import keras
 from keras import ops
 
-from ._checks import check_nonnegative
+from ._checks import check_finite, check_nonnegative, check_positive
 from ._labels import to_labels
-from ._pairs import pair_masks
+from ._pairs import masked_logsumexp, pair_masks
 from .distances import pairwise_distances
-
-
-def check_positive(name, value):
-    """Returns `value` as a float if it is a finite number > 0, else raises ValueError."""
-    number = check_nonnegative(name, value)
-    if number == 0:
-        raise ValueError(f"Invalid {name}={value!r}: expected a finite number > 0.")
-    return number
-
-
-def masked_logsumexp(x, mask, add_one=False):
-    """Row-wise log Σ_{j: mask[i, j]} exp(x[i, j]), with an extra e⁰ = 1 term if `add_one`.
-
-    Stable for any magnitude (β = 50 and beyond): the row maximum is subtracted before exp.
-    No inf enters the arithmetic that carries gradients, so entries outside the mask get
-    exactly zero gradient, never NaN. A row with no True entry gives 0: exactly log(1) with
-    `add_one`; without it the true value is −inf and the caller must mask that row.
-    Shared by the multi-similarity, circle and SupCon losses.
-
-    Args:
-        x: (B, M) float32.
-        mask: (B, M) bool, the entries that enter the sum.
-        add_one: log(1 + Σ exp) instead of log Σ exp.
-
-    Returns:
-        (B,) float32.
-    """
-    shift = ops.max(ops.where(mask, x, -math.inf), axis=1)
-    if add_one:
-        shift = ops.maximum(shift, 0.0)
-    else:
-        shift = ops.where(ops.any(mask, axis=1), shift, 0.0)
-    shift = ops.stop_gradient(shift)[:, None]
-    # Outside the mask exp sees x := shift, i.e. exp(0): finite in value and derivative.
-    terms = ops.where(mask, ops.exp(ops.where(mask, x, shift) - shift), 0.0)
-    total = ops.sum(terms, axis=1)
-    if add_one:
-        total = total + ops.exp(-shift[:, 0])
-    return shift[:, 0] + ops.log(ops.where(total > 0, total, 1.0))
 
 
 def _mined_pairs(s, positive, negative, epsilon):
@@ -144,12 +105,7 @@ class MultiSimilarityLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.alpha = check_positive("alpha", alpha)
         self.beta = check_positive("beta", beta)
-        try:
-            self.base = float(base)
-        except (TypeError, ValueError):
-            raise ValueError(f"Invalid base={base!r}: expected a finite number.") from None
-        if not math.isfinite(self.base):
-            raise ValueError(f"Invalid base={base!r}: expected a finite number.")
+        self.base = check_finite("base", base)
         self.epsilon = check_nonnegative("epsilon", epsilon)
         self.mining = bool(mining)
 

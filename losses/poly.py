@@ -1,11 +1,10 @@
 """Poly-1 loss: cross entropy plus ε times the first polynomial term (1 − p_y)."""
 
-import math
-
 import keras
 from keras import ops
 
-from ._labels import to_float32, to_labels
+from ._checks import check_finite
+from ._labels import logits_and_labels
 
 
 def poly_loss(y_true, y_pred, epsilon=1.0, from_logits=True):
@@ -26,23 +25,9 @@ def poly_loss(y_true, y_pred, epsilon=1.0, from_logits=True):
     Returns:
         (B,) float32 losses.
     """
-    z = to_float32(y_pred)
-    if not from_logits:
-        z = ops.log(ops.clip(z, keras.config.epsilon(), 1.0))
-    labels = to_labels(y_true, z.shape[-1])
+    z, labels = logits_and_labels(y_true, y_pred, from_logits)
     ce = ops.sparse_categorical_crossentropy(labels, z, from_logits=True)  # −log p_y
     return ce - float(epsilon) * ops.expm1(-ce)
-
-
-def check_finite(name, value):
-    """Returns `value` as a float if it is a finite number, else raises ValueError."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"Invalid {name}={value!r}: expected a finite number.") from None
-    if not math.isfinite(number):
-        raise ValueError(f"Invalid {name}={value!r}: expected a finite number.")
-    return number
 
 
 @keras.saving.register_keras_serializable(package="losses")

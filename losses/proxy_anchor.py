@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from ._checks import check_nonnegative
+from ._checks import check_nonnegative, check_positive
 from ._labels import to_float32, to_labels
 
 
@@ -110,9 +110,7 @@ class ProxyAnchorLoss(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.alpha = check_nonnegative("alpha", alpha)
-        if self.alpha == 0:
-            raise ValueError(f"Invalid alpha={alpha!r}: expected a finite number > 0.")
+        self.alpha = check_positive("alpha", alpha)
         self.delta = check_nonnegative("delta", delta)
 
     def call(self, y_true, y_pred):

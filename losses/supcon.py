@@ -3,10 +3,10 @@
 import keras
 from keras import ops
 
+from ._checks import check_positive
 from ._labels import to_labels
-from ._pairs import pair_masks
+from ._pairs import masked_logsumexp, pair_masks
 from .distances import pairwise_distances
-from .multi_similarity import check_positive, masked_logsumexp
 
 
 def supcon_loss(y_true, y_pred, temperature=0.1):
