@@ -45,5 +45,19 @@ def grad():
 
 
 @pytest.fixture
+def finite_per_sample(grad):
+    """`finite_per_sample(loss, labels, y_pred)`: the values of a `reduction="none"` loss as
+    NumPy, after checking that they and the gradient of their sum are finite."""
+
+    def check(loss, labels, y_pred):
+        _, g = grad(lambda x: keras.ops.sum(loss(labels, x)), y_pred)
+        values = keras.ops.convert_to_numpy(loss(labels, y_pred))
+        assert np.all(np.isfinite(values)) and np.all(np.isfinite(g)), (values, g)
+        return values
+
+    return check
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -6,15 +6,10 @@ import keras
 import numpy as np
 import pytest
 import reference
+from batches import cosines_and_labels
 from keras import ops
 
 from losses import ArcFaceLoss, arcface_loss
-
-
-def cosines_and_labels(rng, batch=16, classes=5):
-    return rng.uniform(-1.0, 1.0, size=(batch, classes)).astype("float32"), rng.integers(
-        0, classes, size=batch
-    )
 
 
 # m = 1.0 and 2.0 put many true cosines below the threshold cos(π − m): the fallback branch.
@@ -50,14 +45,6 @@ def test_zero_margin_is_scaled_softmax_crossentropy(rng):
     )
 
 
-def test_label_layouts_agree(rng):
-    cosines, labels = cosines_and_labels(rng)
-    loss = ArcFaceLoss(reduction="none")
-    want = ops.convert_to_numpy(loss(labels, cosines))
-    for y in [labels[:, None], np.eye(5, dtype="float32")[labels]]:
-        np.testing.assert_allclose(ops.convert_to_numpy(loss(y, cosines)), want, rtol=1e-6)
-
-
 @pytest.mark.parametrize("margin", [0.0, 0.5, 1.2])
 def test_finite_gradient_at_cosines_of_exactly_plus_minus_one(margin, grad):
     # True-class cosines 1 and −1 (sqrt(1 − c²) = 0), a rounding overshoot 1 + 1e-7, and
@@ -89,41 +76,12 @@ def test_gradient_matches_finite_differences(margin, grad, rng):
     np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-4)
 
 
-def test_sample_weight_and_reduction_none(rng):
-    cosines, labels = cosines_and_labels(rng)
-    per_sample = ops.convert_to_numpy(ArcFaceLoss(reduction="none")(labels, cosines))
-    assert per_sample.shape == (16,)
-    sw = rng.uniform(size=16).astype("float32")
-    got = float(ArcFaceLoss()(labels, cosines, sample_weight=sw))
-    np.testing.assert_allclose(got, np.sum(per_sample * sw) / 16, rtol=1e-5)
-
-
 def test_pure_function_equals_class(rng):
     cosines, labels = cosines_and_labels(rng)
     np.testing.assert_allclose(
         ops.convert_to_numpy(arcface_loss(labels, cosines, 0.3, 32.0)),
         ops.convert_to_numpy(ArcFaceLoss(0.3, 32.0, reduction="none")(labels, cosines)),
     )
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_low_precision_cosines_are_computed_in_float32(dtype, rng):
-    cosines, labels = cosines_and_labels(rng)
-    low = ops.cast(cosines, dtype)
-    got = ArcFaceLoss()(labels, low)
-    assert keras.backend.standardize_dtype(got.dtype) == "float32"
-    np.testing.assert_allclose(
-        float(got), float(ArcFaceLoss()(labels, ops.cast(low, "float32"))), rtol=1e-6
-    )
-
-
-def test_config_round_trip():
-    loss = ArcFaceLoss(margin=0.3, scale=30.0, reduction="sum", name="arc")
-    config = loss.get_config()
-    assert config == {"name": "arc", "reduction": "sum", "margin": 0.3, "scale": 30.0}
-    assert ArcFaceLoss.from_config(config).get_config() == config
-    restored = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert type(restored) is ArcFaceLoss and restored.get_config() == config
 
 
 @pytest.mark.parametrize(

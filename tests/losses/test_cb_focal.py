@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import reference
+from batches import extreme_logits, logits_and_labels
 from keras import ops
 
 import losses
@@ -12,12 +13,6 @@ from losses import BalancedCrossentropy, FocalLoss
 COUNTS = [60, 25, 10, 4, 1]
 C = len(COUNTS)
 TRAIN = reference.labels_from_counts(COUNTS)
-
-
-def logits_and_labels(rng, batch=16, classes=C, scale=3.0):
-    return rng.normal(scale=scale, size=(batch, classes)).astype("float32"), rng.integers(
-        0, classes, size=batch
-    )
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.9, 0.99, 0.999, 0.9999])
@@ -32,7 +27,7 @@ def test_alpha_is_cui_et_al_weights_normalised_like_balanced_ce(beta):
 @pytest.mark.parametrize("beta", [0.9, 0.9999])
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 5.0])
 def test_matches_reference(beta, gamma, rng):
-    logits, labels = logits_and_labels(rng)
+    logits, labels = logits_and_labels(rng, classes=C)
     loss = FocalLoss.from_labels(TRAIN, beta=beta, gamma=gamma, reduction="none")
     want = reference.focal(labels, logits, gamma, reference.class_weights(TRAIN, C, beta))
     np.testing.assert_allclose(
@@ -53,7 +48,7 @@ def test_beta_limits():
 
 
 def test_gamma_zero_equals_balanced_crossentropy_and_keras(rng):
-    logits, labels = logits_and_labels(rng)
+    logits, labels = logits_and_labels(rng, classes=C)
     ours = float(FocalLoss.from_labels(TRAIN, beta=0.999, gamma=0.0)(labels, logits))
     balanced = BalancedCrossentropy.from_labels(TRAIN, beta=0.999)(labels, logits)
     np.testing.assert_allclose(ours, float(balanced), rtol=1e-5)
@@ -74,37 +69,13 @@ def test_hand_computed_value():
 def test_plain_focal_is_unchanged(rng):
     loss = FocalLoss()
     assert (loss.gamma, loss.alpha, loss.from_logits) == (2.0, None, True)
-    logits, labels = logits_and_labels(rng)
+    logits, labels = logits_and_labels(rng, classes=C)
     np.testing.assert_allclose(
         ops.convert_to_numpy(FocalLoss(reduction="none")(labels, logits)),
         reference.focal(labels, logits, 2.0),
         rtol=1e-4,
         atol=1e-7,
     )
-
-
-def test_label_layouts_and_sample_weight(rng):
-    logits, labels = logits_and_labels(rng)
-    loss = FocalLoss.from_labels(TRAIN, reduction="none")
-    per_sample = ops.convert_to_numpy(loss(labels, logits))
-    assert per_sample.shape == (16,)
-    np.testing.assert_allclose(ops.convert_to_numpy(loss(labels[:, None], logits)), per_sample)
-    np.testing.assert_allclose(
-        ops.convert_to_numpy(loss(np.eye(C)[labels], logits)), per_sample, rtol=1e-6
-    )
-    sw = rng.uniform(size=16).astype("float32")
-    got = float(FocalLoss.from_labels(TRAIN)(labels, logits, sample_weight=sw))
-    np.testing.assert_allclose(got, np.sum(per_sample * sw) / 16, rtol=1e-5)
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_low_precision_inputs_are_computed_in_float32(dtype, rng):
-    logits, labels = logits_and_labels(rng)
-    loss = FocalLoss.from_labels(TRAIN, gamma=0.5)
-    low = ops.cast(logits, dtype)
-    got, want = loss(labels, low), loss(labels, ops.cast(low, "float32"))
-    assert keras.backend.standardize_dtype(got.dtype) == "float32"
-    np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -123,51 +94,17 @@ def test_invalid_arguments(call, match):
 
 
 def test_wrong_number_of_classes(rng):
-    logits, labels = logits_and_labels(rng)
+    logits, labels = logits_and_labels(rng, classes=C)
     with pytest.raises(ValueError, match="alpha: got 2 values but y_pred has 5 classes"):
         FocalLoss.from_labels([0, 1])(labels, logits)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
-def test_finite_value_and_gradient_at_extremes(gamma, grad):
-    logits = np.array(
-        [[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0], [1e4, 1e4, 1e4], [-1e4, -1e4, 1e4]], "float32"
-    )
-    labels = np.array([0, 0, 1, 2])
+def test_finite_value_and_gradient_at_extremes(gamma, finite_per_sample):
+    logits, labels = extreme_logits()
     loss = FocalLoss.from_labels([0] * 50 + [1] * 5 + [2], gamma=gamma, reduction="none")
-    value, g = grad(lambda z: ops.sum(loss(labels, z)), logits)
-    per_sample = ops.convert_to_numpy(loss(labels, logits))
-    assert np.all(np.isfinite(per_sample)) and np.all(np.isfinite(g))
+    per_sample = finite_per_sample(loss, labels, logits)
     assert per_sample[1] == pytest.approx(loss.alpha[0] * 2e4, rel=1e-5)
-
-
-def test_config_round_trip():
-    loss = FocalLoss.from_labels(TRAIN, beta=0.99, gamma=1.0)
-    config = loss.get_config()
-    clone = FocalLoss.from_config(config)
-    assert clone.get_config() == config and clone.alpha == loss.alpha
-    restored = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert type(restored) is FocalLoss and restored.get_config() == config
-
-
-@pytest.mark.slow
-def test_compile_fit_save_and_reload_without_custom_objects(tmp_path, rng):
-    x = rng.normal(size=(24, 4)).astype("float32")
-    y = rng.integers(0, 3, size=24)
-    loss = FocalLoss.from_labels(y, num_classes=3, beta=0.99)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    model.compile(optimizer="sgd", loss=loss)
-    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
-    assert np.all(np.isfinite(history.history["loss"]))
-    model.save(tmp_path / "model.keras")
-    reloaded = keras.saving.load_model(tmp_path / "model.keras")
-    assert type(reloaded.loss) is FocalLoss
-    assert reloaded.loss.get_config() == loss.get_config()
-    np.testing.assert_allclose(
-        reloaded.evaluate(x, y, batch_size=24, verbose=0),
-        model.evaluate(x, y, batch_size=24, verbose=0),
-        rtol=1e-5,
-    )
 
 
 def test_registry_builds_from_labels():

@@ -60,17 +60,6 @@ def test_identical_embeddings_give_finite_gradient(grad):
     assert np.all(np.isfinite(g))
 
 
-def test_reduction_none_and_sample_weight(rng):
-    labels = rng.integers(0, 3, size=8)
-    emb = rng.normal(size=(8, 4)).astype("float32")
-    shares = ops.convert_to_numpy(ContrastiveLoss(reduction="none")(labels, emb))
-    assert shares.shape == (8,)
-    np.testing.assert_allclose(shares.mean(), reference.contrastive(labels, emb), rtol=1e-4)
-    weights = rng.uniform(size=8).astype("float32")
-    got = float(ContrastiveLoss()(labels, emb, sample_weight=weights))
-    np.testing.assert_allclose(got, np.sum(shares * weights) / 8, rtol=1e-5)
-
-
 @pytest.mark.parametrize(
     "kwargs,match",
     [({"margin": -1.0}, "margin=-1.0"), ({"distance": "dot"}, "distance='dot'.*'squared'")],

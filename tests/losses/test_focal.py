@@ -4,15 +4,10 @@ import keras
 import numpy as np
 import pytest
 import reference
+from batches import logits_and_labels
 from keras import ops
 
 from losses import FocalLoss
-
-
-def logits_and_labels(rng, batch=16, classes=4, scale=3.0):
-    return rng.normal(scale=scale, size=(batch, classes)).astype("float32"), rng.integers(
-        0, classes, size=batch
-    )
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 5.0])
@@ -60,15 +55,6 @@ def test_hand_computed_value():
     assert float(loss(np.array([0]), np.zeros((1, 2), "float32"))) == pytest.approx(
         0.75 * np.log(2)
     )
-
-
-def test_sample_weight_and_reduction_none(rng):
-    logits, labels = logits_and_labels(rng)
-    per_sample = ops.convert_to_numpy(FocalLoss(reduction="none")(labels, logits))
-    assert per_sample.shape == (16,)
-    sw = rng.uniform(size=16).astype("float32")
-    got = float(FocalLoss()(labels, logits, sample_weight=sw))
-    np.testing.assert_allclose(got, np.sum(per_sample * sw) / 16, rtol=1e-5)
 
 
 @pytest.mark.parametrize(

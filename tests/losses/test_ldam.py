@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import reference
+from batches import cosines_and_labels, extreme_logits
 from keras import ops
 
 import losses
@@ -14,12 +15,6 @@ from losses import LDAMLoss, drw_weights, ldam_margins
 
 COUNTS = [500, 120, 40, 9, 2]
 C = len(COUNTS)
-
-
-def cosines_and_labels(rng, batch=16, classes=C):
-    return rng.uniform(-1.0, 1.0, size=(batch, classes)).astype("float32"), rng.integers(
-        0, classes, size=batch
-    )
 
 
 @pytest.mark.parametrize("max_margin", [0.0, 0.25, 0.5, 1.0])
@@ -110,35 +105,6 @@ def test_from_labels_counts_and_value(rng):
     np.testing.assert_allclose(float(loss(labels, cosines)), want, rtol=1e-5)
 
 
-def test_label_layouts_agree(rng):
-    cosines, labels = cosines_and_labels(rng)
-    loss = LDAMLoss(COUNTS)
-    base = float(loss(labels, cosines))
-    np.testing.assert_allclose(float(loss(labels[:, None], cosines)), base, rtol=1e-6)
-    np.testing.assert_allclose(float(loss(np.eye(C)[labels], cosines)), base, rtol=1e-6)
-
-
-def test_sample_weight_and_reduction_none(rng):
-    cosines, labels = cosines_and_labels(rng)
-    per_sample = ops.convert_to_numpy(LDAMLoss(COUNTS, reduction="none")(labels, cosines))
-    assert per_sample.shape == (16,)
-    sw = rng.uniform(size=16).astype("float32")
-    got = float(LDAMLoss(COUNTS)(labels, cosines, sample_weight=sw))
-    np.testing.assert_allclose(got, np.sum(per_sample * sw) / 16, rtol=1e-5)
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_low_precision_inputs_are_computed_in_float32(dtype, rng):
-    cosines, labels = cosines_and_labels(rng)
-    loss = LDAMLoss(COUNTS)
-    low = ops.cast(cosines, dtype)
-    got, want = loss(labels, low), loss(labels, ops.cast(low, "float32"))
-    assert keras.backend.standardize_dtype(got.dtype) == "float32"
-    np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
-    per_sample = loss.call(ops.convert_to_tensor(labels), low)
-    assert keras.backend.standardize_dtype(per_sample.dtype) == "float32"
-
-
 @pytest.mark.parametrize(
     "call,match",
     [
@@ -172,27 +138,19 @@ def test_wrong_number_of_classes(rng):
 
 
 @pytest.mark.parametrize("weights", [None, [0.5, 1.0, 2.0]], ids=["unweighted", "weighted"])
-def test_finite_value_and_gradient_at_extremes(weights, grad):
+def test_finite_value_and_gradient_at_extremes(weights, finite_per_sample):
     # Far outside the cosine range, and scaled by 30: logits up to 3e5.
-    logits = np.array(
-        [[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0], [1e4, 1e4, 1e4], [-1e4, -1e4, 1e4]], "float32"
-    )
-    labels = np.array([0, 0, 1, 2])
+    logits, labels = extreme_logits()
     loss = LDAMLoss([100, 10, 1], class_weights=weights, reduction="none")
-    value, g = grad(lambda z: ops.sum(loss(labels, z)), logits)
-    per_sample = ops.convert_to_numpy(loss(labels, logits))
-    assert np.all(np.isfinite(per_sample)) and np.all(np.isfinite(g))
+    per_sample = finite_per_sample(loss, labels, logits)
     margin = loss.margins[0]
     w = 1.0 if weights is None else weights[0]
     assert per_sample[1] == pytest.approx(w * 30 * (2e4 + margin), rel=1e-5)
 
 
-@pytest.mark.parametrize(
-    "loss",
-    [LDAMLoss(COUNTS), LDAMLoss([3, 1], 0.3, 16.0, class_weights=drw_weights([3, 1]))],
-    ids=["default", "drw-weights"],
-)
-def test_config_round_trip(loss):
+def test_config_round_trip_with_drw_weights():
+    # The registry entries start unweighted (test_common.py); the DRW phase adds the weights.
+    loss = LDAMLoss([3, 1], 0.3, 16.0, class_weights=drw_weights([3, 1]))
     config = loss.get_config()
     init_args = set(inspect.signature(LDAMLoss.__init__).parameters) - {"self"}
     assert set(config) - {"dtype"} == init_args - {"dtype"}
@@ -200,31 +158,6 @@ def test_config_round_trip(loss):
     assert clone.get_config() == config and clone.margins == loss.margins
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is LDAMLoss and restored.get_config() == config
-
-
-@pytest.mark.slow
-def test_compile_fit_save_and_reload_without_custom_objects(tmp_path, rng):
-    x = rng.normal(size=(24, 4)).astype("float32")
-    y = rng.integers(0, 3, size=24)
-    loss = LDAMLoss.from_labels(y, num_classes=3)
-    loss.class_weights = drw_weights(loss.class_counts)
-    # A cosine head: L2-normalised features times L2-normalised class weights.
-    inputs = keras.Input((4,))
-    features = keras.layers.UnitNormalization()(keras.layers.Dense(8)(inputs))
-    outputs = keras.layers.Dense(3, use_bias=False, kernel_constraint="unit_norm")(features)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer="sgd", loss=loss)
-    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
-    assert np.all(np.isfinite(history.history["loss"]))
-    model.save(tmp_path / "model.keras")
-    reloaded = keras.saving.load_model(tmp_path / "model.keras")
-    assert type(reloaded.loss) is LDAMLoss
-    assert reloaded.loss.get_config() == loss.get_config()
-    np.testing.assert_allclose(
-        reloaded.evaluate(x, y, batch_size=24, verbose=0),
-        model.evaluate(x, y, batch_size=24, verbose=0),
-        rtol=1e-5,
-    )
 
 
 def test_registry_builds_from_labels():

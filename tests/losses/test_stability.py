@@ -1,40 +1,23 @@
-"""Finite values and gradients at the extremes, and low-precision inputs."""
+"""Finite values and gradients at the extremes of each mode (every loss's degenerate batch and
+low-precision inputs: test_common.py)."""
 
 import itertools
 
-import keras
 import numpy as np
 import pytest
-from keras import ops
+from batches import extreme_logits, unit
 
 import losses
 
 GAMMAS = [0.0, 0.5, 1.0, 2.0, 5.0]
 
 
-def extreme_logits():
-    """Rows: p_y → 1, confident mistake, all equal, mixed huge values (|z| up to 1e4)."""
-    logits = np.array(
-        [
-            [1e4, 0.0, -1e4],
-            [-1e4, 1e4, 0.0],
-            [1e4, 1e4, 1e4],
-            [-1e4, -1e4, 1e4],
-            [30.0, 0.0, 0.0],
-        ],
-        "float32",
-    )
-    return logits, np.array([0, 0, 1, 2, 0])
-
-
 @pytest.mark.parametrize("gamma", GAMMAS)
 @pytest.mark.parametrize("alpha", [None, [0.5, 1.0, 2.0]], ids=["none", "per-class"])
-def test_focal_finite_at_extremes(gamma, alpha, grad):
+def test_focal_finite_at_extremes(gamma, alpha, finite_per_sample):
     logits, labels = extreme_logits()
     loss = losses.FocalLoss(gamma, alpha, reduction="none")
-    value, g = grad(lambda z: ops.sum(loss(labels, z)), logits)
-    per_sample = ops.convert_to_numpy(loss(labels, logits))
-    assert np.all(np.isfinite(per_sample)) and np.all(np.isfinite(g))
+    per_sample = finite_per_sample(loss, labels, logits)
     assert per_sample[0] == pytest.approx(0.0, abs=1e-6)  # p_y = 1
     # A confident mistake costs α·(logit gap) instead of Keras's clipped ~16.1.
     assert per_sample[1] == pytest.approx((alpha or [1.0])[0] * 2e4, rel=1e-5)
@@ -76,25 +59,14 @@ def test_metric_losses_finite_on_identical_and_zero_embeddings(loss, grad):
         assert np.isfinite(value) and np.all(np.isfinite(g)), (emb[0], value, g)
 
 
-CASES = [
-    (losses.Crossentropy(), "logits"),
-    (losses.BalancedCrossentropy([1.0, 2.0, 0.5]), "logits"),
-    (losses.FocalLoss(0.5, [1.0, 2.0, 0.5]), "logits"),
-    (losses.TripletLoss(mining="semi-hard"), "embeddings"),
-    (losses.TripletLoss(mining="all", soft=True), "embeddings"),
-    (losses.ContrastiveLoss(), "embeddings"),
-]
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("loss,kind", CASES, ids=lambda c: getattr(c, "name", c))
-def test_low_precision_inputs_are_computed_in_float32(loss, kind, dtype, rng):
-    labels = rng.integers(0, 3, size=12)
-    y_pred = rng.normal(scale=3.0, size=(12, 3 if kind == "logits" else 4))
-    low = ops.cast(y_pred, dtype)
-    as_float32 = ops.cast(low, "float32")  # same rounded values, full precision compute
-    got, want = loss(labels, low), loss(labels, as_float32)
-    assert keras.backend.standardize_dtype(got.dtype) == "float32"
-    np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
-    per_sample = loss.call(ops.convert_to_tensor(labels), low)
-    assert keras.backend.standardize_dtype(per_sample.dtype) == "float32"
+@pytest.mark.parametrize(
+    "loss",
+    [losses.CircleLoss(), losses.SupConLoss(), losses.MultiSimilarityLoss()],
+    ids=lambda loss: loss.name,
+)
+def test_pair_losses_memory_is_quadratic(loss):
+    # A (B, B, B) float32 temporary at B = 2048 would be 32 GB; (B, B) ones are 16 MB.
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 128, size=2048)
+    value = float(loss(labels, unit(rng.normal(size=(2048, 16)))))
+    assert np.isfinite(value) and value > 0
