@@ -22,17 +22,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 from training.cli import wants_help
 from training.errors import ConfigError
 from training.help import keys_help
 from training.keyvalue import Key, parse_keys
+from training.processes import run_workers
 
 GRACE_SECONDS = 20  # after SIGTERM, before SIGKILL: lets the chief close its MLflow run
 
@@ -66,13 +65,6 @@ def worker_command(train_args: list[str]) -> list[str]:
     return [sys.executable, "-m", "training.train", "strategy=multi_worker", *train_args]
 
 
-def _pump(stream, prefix: str) -> None:
-    for line in iter(stream.readline, ""):
-        sys.stdout.write(f"{prefix}{line}")
-        sys.stdout.flush()
-    stream.close()
-
-
 def launch(train_args: list[str], workers: int = 2, *, timeout: float | None = None) -> int:
     """Run `workers` local workers to completion → 0, or the exit code of the first failure.
 
@@ -86,31 +78,8 @@ def launch(train_args: list[str], workers: int = 2, *, timeout: float | None = N
     command = worker_command(list(train_args))
     addresses = [f"127.0.0.1:{port}" for port in free_ports(workers)]
     print(f"starting {workers} workers on {', '.join(addresses)} (worker 0 is the chief)")
-    procs, pumps = [], []
-    for index in range(workers):
-        env = {**os.environ, "TF_CONFIG": tf_config(addresses, index)}
-        proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        procs.append(proc)
-        pump = threading.Thread(target=_pump, args=(proc.stdout, f"[worker {index}] "))
-        pump.start()
-        pumps.append(pump)
-
-    def forward(signum, frame):
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = _wait(procs, timeout)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for pump in pumps:
-            pump.join()
-    return code
+    envs = [{**os.environ, "TF_CONFIG": tf_config(addresses, index)} for index in range(workers)]
+    return run_workers(command, envs, lambda procs: _wait(procs, timeout), own_session=False)
 
 
 def _wait(procs: list[subprocess.Popen], timeout: float | None) -> int:

@@ -51,11 +51,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import typing
 import urllib.parse
@@ -71,6 +69,7 @@ from training.errors import ConfigError, RunKilled, TrackingError
 from training.help import config_lines, keys_help, loss_arg_lines
 from training.keyvalue import Key, pairs, parse_keys
 from training.loss_catalog import catalog, import_plugins
+from training.processes import run_workers
 from training.tags import BEST_TAG, ERROR_TAG, PRUNED_TAG, STUDY_TAG, TRIAL_TAG
 
 # --- settings ----------------------------------------------------------------------------
@@ -838,8 +837,6 @@ def launch(settings: TuneSettings) -> StudyResult:
     exit 2 before any worker starts). A worker that fails does not stop the others; Ctrl-C /
     SIGTERM is forwarded to every worker, each of which closes its running trial.
     """
-    from training.run.workers import _pump  # noqa: PLC0415 (the [worker i] line prefixer)
-
     location = storage_location()
     study, created = open_study(settings, open_storage(location))
     run_id = study_run(study, settings, created, location)
@@ -849,30 +846,10 @@ def launch(settings: TuneSettings) -> StudyResult:
     where = f"GPUs {', '.join(gpus)} round-robin" if gpus else "CPU"
     print(f"starting {settings.workers} workers on study {settings.study_name()!r} ({where}); "
           f"storage {redacted(location)}", flush=True)
-    procs, pumps = [], []
-    for index in range(settings.workers):
-        # Own session: a terminal's Ctrl-C reaches the launcher only, which forwards it once.
-        proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            command, env=worker_env(index, gpus, location), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        procs.append(proc)
-        pump = threading.Thread(target=_pump, args=(proc.stdout, f"[worker {index}] "))
-        pump.start()
-        pumps.append(pump)
-
-    def forward(signum, frame):
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        codes = [proc.wait() for proc in procs]
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for pump in pumps:
-            pump.join()
+    envs = [worker_env(index, gpus, location) for index in range(settings.workers)]
+    # Own sessions: a terminal's Ctrl-C reaches the launcher only, which forwards it once.
+    codes = run_workers(command, envs, lambda procs: [proc.wait() for proc in procs],
+                        own_session=True)
     result = _result(study, run_id, settings)
     if 130 in codes:
         raise KeyboardInterrupt
