@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from training.config import ConfigError
 from training.study import tune
+from training.study.tune import settings as tune_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -251,7 +252,7 @@ def test_a_pruned_trial_stops_cleanly_and_its_run_is_finished(mlflow_store, tmp_
         return lambda: {"balanced_accuracy": next(values), "loss": 1.0}
 
     monkeypatch.setattr(trainer, "_evaluator", scripted)
-    monkeypatch.setattr(tune, "PRUNER_STARTUP_TRIALS", 1)
+    monkeypatch.setattr(tune_settings, "PRUNER_STARTUP_TRIALS", 1)
     settings = tune.parse_settings(_argv(tmp_path, "trials=2", "epochs=3"))
     result = tune.run_study(settings)
     assert (result.complete, result.pruned, result.best_value) == (1, 1, 0.7)
