@@ -3,22 +3,25 @@
 from keras import ops
 
 
-def map_row_chunks(fn, arrays, chunk, dtype="int32"):
+def map_row_chunks(fn, arrays, chunk, dtype="int32", widths=None):
     """`fn` applied to `chunk` rows of `arrays` at a time, the blocks stacked back to (B, M).
 
     Args:
-        fn: maps a tuple of (chunk, M) row blocks, one per input, to a (chunk, M) array of
-            `dtype` (or, when `dtype` is a tuple, a tuple of such arrays, one per dtype).
+        fn: maps a tuple of row blocks, one per input, to a (chunk, M) array of `dtype`
+            (or, when `dtype` is a tuple, a tuple of such arrays, one per dtype).
             It must treat every row independently (a sort or a search per row), so
             splitting the rows into blocks does not change the result.
-        arrays: tuple of (B, M) arrays sharing the row count B (B may be unknown at trace
-            time, as in `fit` with a smaller last batch).
+        arrays: tuple of arrays sharing the row count B (B may be unknown at trace
+            time, as in `fit` with a smaller last batch); the first is (B, M), the others
+            may have other widths (a (B, 1) column of per-row factors, say).
         chunk: rows per block.
         dtype: dtype of `fn`'s output, or a tuple of dtypes for several outputs.
+        widths: with a tuple `dtype`, a tuple of output widths, one per output (None
+            means M): per-row summaries such as (chunk, 2) sums and counts.
 
     Returns:
-        (B, M) array of `dtype` (a tuple of them for a tuple of dtypes), equal to
-        `fn(arrays)`.
+        (B, M) array of `dtype` (a tuple of them for a tuple of dtypes; (B, width) where
+        `widths` names one), equal to `fn(arrays)`.
 
     Cost: the same arithmetic as one call on all rows, plus one (chunk, M) gather per input
     and block, but only one block's temporaries are alive at a time. `ops.scan` is the loop
@@ -26,7 +29,7 @@ def map_row_chunks(fn, arrays, chunk, dtype="int32"):
     parallel_iterations=1 (`ops.map` would allow 10 blocks at once), JAX as lax.scan, torch
     as a Python loop. The output is built from the stacked blocks, so it is not
     differentiable: use it for indices and masks and gather the values afterwards, or
-    inside a custom gradient (as `mining.semi_hard` does). A batch that is a whole number
+    inside a custom gradient (as `mining.semi_hard_hinge` does). A batch that is a whole number
     of blocks is returned without the copy that cutting the padded rows would make.
     """
     several = isinstance(dtype, tuple)
@@ -54,11 +57,13 @@ def map_row_chunks(fn, arrays, chunk, dtype="int32"):
         # block doubles as the (otherwise unused) carry.
         return out, out
 
-    init = tuple(ops.zeros((size, width), t) for t in dtype) if several else ops.zeros((size, width), dtype)
-    _, blocks = ops.scan(step, init, ops.arange(n_blocks, dtype="int32"))
+    dtypes = dtype if several else (dtype,)
+    out_widths = [width if w is None else w for w in (widths or (None,) * len(dtypes))]
+    init = tuple(ops.zeros((size, w), t) for w, t in zip(out_widths, dtypes, strict=True))
+    _, blocks = ops.scan(step, init if several else init[0], ops.arange(n_blocks, dtype="int32"))
     exact = rows is not None and rows % size == 0  # no padded rows to cut: skip a copy
     outputs = tuple(
-        ops.reshape(b, (-1, width)) if exact else ops.reshape(b, (-1, width))[:n_rows]
-        for b in (blocks if several else (blocks,))
+        ops.reshape(b, (-1, w)) if exact else ops.reshape(b, (-1, w))[:n_rows]
+        for b, w in zip(blocks if several else (blocks,), out_widths, strict=True)
     )
     return outputs if several else outputs[0]

@@ -9,7 +9,8 @@ The trick used by semi-hard and batch-all: sort each anchor's negative distances
 (B log B per row), then a batched binary search answers "how many negatives of anchor a
 are closer than t" for all B² pairs at once in floor(log2(B)) + 1 vectorised steps.
 Semi-hard mining runs that sort and search on blocks of anchors (`SEMI_HARD_CHUNK`), so
-its temporaries are chunk × B instead of B × B.
+its temporaries are chunk × B instead of B × B; `semi_hard_hinge` also sums the hinge
+terms block by block, so the loss's (B, B) terms never exist at once.
 """
 
 from keras import ops
@@ -84,11 +85,13 @@ SEMI_HARD_CHUNK = 512
 
 
 def semi_hard(d, positive, negative):
-    """FaceNet semi-hard negatives for every anchor–positive pair.
+    """FaceNet semi-hard negatives for every anchor–positive pair, as a (B, B) x.
 
     n(a, p) = the nearest negative of a with d(a, n) > d(a, p); if there is none, the
     farthest negative of a. The choice of n needs no gradient and is made per anchor row,
-    `SEMI_HARD_CHUNK` anchors at a time, by `_semi_hard_block`.
+    `SEMI_HARD_CHUNK` anchors at a time, by `_semi_hard_columns`. `TripletLoss` calls
+    `semi_hard_hinge`, which never builds x for the whole batch; this is the same mining for
+    a caller that wants x itself.
 
     Memory (B = 4096: one float32 (B, B) array is 64 MB): x is computed block by block
     inside a custom-gradient op that keeps only x and the chosen columns (int16 when
@@ -101,22 +104,101 @@ def semi_hard(d, positive, negative):
         x: (B, B) d(a, p) − d(a, n(a, p)), gradient flowing into both distances.
         valid: (B, B) bool, positive pairs whose anchor has at least one negative.
     """
-    has_negative = ops.any(negative, axis=1)
-    valid = ops.logical_and(positive, has_negative[:, None])
-    return _minus_semi_hard_negative(d, negative), valid
+    return _minus_semi_hard_negative(d, negative), _valid_pairs(positive, negative)
+
+
+def semi_hard_hinge(d, positive, negative, margin, soft=False):
+    """Per-anchor sums of the semi-hard triplet terms, with no (B, B) array of them.
+
+    h(x) = max(x + margin, 0), or softplus(x) when `soft`, for x(a, p) = d(a, p) −
+    d(a, n(a, p)) with the negatives of `semi_hard`. x, h and their masks exist only for one
+    block of `SEMI_HARD_CHUNK` anchors at a time, inside a custom-gradient op whose backward
+    pass keeps d (held by the caller anyway), `valid` (bool) and the chosen columns (int16
+    when B <= 32767): 48 MB at B = 4096, against ~4 float32 (B, B) arrays (256 MB) that
+    autodiff of x → h → where → sum keeps in eager mode, plus their temporaries.
+
+    Gradient, per block (recomputing x from d and the columns, one gather): with
+    w(a, p) = ∂L/∂per_anchor[a] · h'(x(a, p)) on valid pairs (h' = [x + margin > 0], the
+    hinge's autodiff convention at 0, or sigmoid(x)), ∂L/∂d(a, p) gets +w(a, p) and
+    ∂L/∂d(a, n(a, p)) gets −w(a, p) (`_minus_scattered`).
+
+    Args:
+        d: (B, B) distances.
+        positive, negative: (B, B) bool pair masks.
+        margin: the hinge margin; with `soft`, it only defines `n_active`.
+        soft: softplus instead of the hinge.
+
+    Returns:
+        per_anchor: (B,) Σ_p h(x(a, p)) over valid pairs (a, p).
+        n_active: (B,) int32 number of valid pairs of a with x + margin > 0.
+        valid: (B, B) bool, as in `semi_hard`.
+    """
+    valid = _valid_pairs(positive, negative)
+    index_dtype = _index_dtype(d)
+
+    def block(blocks):
+        dist, neg, ok = blocks
+        columns = _semi_hard_columns(dist, neg)
+        x = dist - take_rows(dist, columns)
+        shifted = x + margin
+        h = ops.softplus(x) if soft else ops.relu(shifted)
+        sums = ops.sum(ops.where(ok, h, 0.0), axis=1)
+        active = ops.sum(ops.cast(ops.logical_and(ok, shifted > 0), dist.dtype), axis=1)
+        return columns, ops.stack([sums, active], axis=1)
+
+    def block_grad(blocks):
+        dist, columns, ok, up = blocks  # up: (c, 1) ∂L/∂per_anchor
+        x = dist - take_rows(dist, ops.cast(columns, "int32"))
+        if soft:
+            w = ops.where(ok, up * ops.sigmoid(x), 0.0)
+        else:
+            w = ops.where(ops.logical_and(ok, x + margin > 0), up, 0.0)
+        return _minus_scattered((w, columns))
+
+    @ops.custom_gradient
+    def per_anchor(dist):
+        kept = ops.stop_gradient(dist)
+        # One differentiable (B, 2) output, [sum, active count] per anchor (counts <= B are
+        # exact in float32): torch's custom gradient takes a single upstream gradient.
+        columns, summary = map_row_chunks(
+            block, (kept, negative, valid), SEMI_HARD_CHUNK,
+            dtype=(index_dtype, dist.dtype), widths=(None, 2),
+        )
+
+        def grad(*args, upstream=None):
+            if upstream is None:  # TensorFlow and JAX pass it positionally
+                (upstream,) = args
+            return map_row_chunks(
+                block_grad, (kept, columns, valid, upstream[:, :1]), SEMI_HARD_CHUNK,
+                dtype=upstream.dtype,
+            )
+
+        return summary, grad
+
+    summary = per_anchor(d)
+    return summary[:, 0], ops.cast(summary[:, 1], "int32"), valid
+
+
+def _valid_pairs(positive, negative):
+    """Positive pairs whose anchor has at least one negative: (B, B) bool."""
+    return ops.logical_and(positive, ops.any(negative, axis=1)[:, None])
+
+
+def _index_dtype(d):
+    """int16 columns (half the memory of int32) when every column index fits."""
+    width = d.shape[1]
+    return "int16" if width is not None and width <= 32767 else "int32"
 
 
 def _minus_semi_hard_negative(d, negative):
     """x = d − d[a, n(a, p)] for every (a, p), with exactly that expression's gradient:
     ∂x(a, p)/∂d(a, p) = 1 and ∂x(a, p)/∂d(a, n(a, p)) = −1."""
-    width = d.shape[1]
-    index_dtype = "int16" if width is not None and width <= 32767 else "int32"
 
     @ops.custom_gradient
     def minus_negative(dist):
         x, columns = map_row_chunks(
             _semi_hard_block, (ops.stop_gradient(dist), negative), SEMI_HARD_CHUNK,
-            dtype=(dist.dtype, index_dtype),
+            dtype=(dist.dtype, _index_dtype(d)),
         )
 
         def grad(*args, upstream=None):
@@ -131,24 +213,28 @@ def _minus_semi_hard_negative(d, negative):
     return minus_negative(d)
 
 
-def _semi_hard_block(blocks):
-    """x and the column of n(a, p) for a block of anchor rows.
+def _semi_hard_columns(d, negative):
+    """The column of n(a, p) for each (a, p) of a block of anchor rows.
 
     Args:
-        blocks: (d, negative), each (c, B): distances (no gradient) and the negative mask.
+        d, negative: (c, B) distances (no gradient) and the negative mask.
 
     Returns:
-        x: (c, B) d(a, p) − d(a, n(a, p)).
-        columns: (c, B) the column of n(a, p) for each (a, p) (cast by the caller); an
-            arbitrary valid column where a has no negative or p is not a positive of a
-            (those entries are masked out by the caller).
+        (c, B) int32; an arbitrary valid column where a has no negative or p is not a
+        positive of a (the callers mask those entries out).
     """
-    d, negative = blocks
     order, sorted_d, n_neg = sorted_negatives(d, negative)
     n_closer = count_below(sorted_d, d, inclusive=True)
     farthest = ops.maximum(n_neg - 1, 0)[:, None]
     pick = ops.where(n_closer < n_neg[:, None], n_closer, farthest)
-    columns = take_rows(order, pick)
+    return take_rows(order, pick)
+
+
+def _semi_hard_block(blocks):
+    """x = d(a, p) − d(a, n(a, p)) and the columns of n(a, p) for a block of anchor rows,
+    blocks = (d, negative), each (c, B)."""
+    d, negative = blocks
+    columns = _semi_hard_columns(d, negative)
     return d - take_rows(d, columns), columns
 
 
