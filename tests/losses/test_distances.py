@@ -88,7 +88,8 @@ def test_gradient_matches_pair_loops_with_repeated_rows(kind, grad, rng):
     w = ops.convert_to_tensor(weights.astype("float32"))
     _, got = grad(lambda x: ops.sum(w * pairwise_distances(x, kind)), emb)
     assert np.all(np.isfinite(got))
-    # Rows 3 and 4 are 1e-9 apart, i.e. below the floor in float32: a 0 distance too.
+    # Row 3 is row 4 + 1e-9: in float32 the same row, or a squared distance below the
+    # floor; a 0 distance either way.
     emb64 = emb.astype(np.float64)
     emb64[3] = emb64[4]
     want = weighted_distance_gradient_loops(emb64, weights, kind)
