@@ -7,9 +7,11 @@ respect to the embeddings), TensorFlow backend, on a P×K batch (8 per class), D
   or a debugging session. The tape keeps every intermediate that a gradient needs, so
   this is the mode where (B, B) temporaries add up (B = 4096: 64 MB per float32 array).
 - tf.function: the same step traced once (as `fit` runs it).
-- floor: eager again with `mining.semi_hard` replaced by a no-op (x = d·1, valid =
-  positive): what the distances (losses/distances.py) and the hinge terms
-  (losses/triplet.py) cost with mining for free. Ours minus floor is the mining's share.
+- floor: eager again with `mining.semi_hard_hinge` (mining and hinge terms, one op)
+  replaced by a masked row sum of d: what the distances (losses/distances.py) cost with
+  mining and hinge for free. Ours minus floor is their share. (Before the hinge moved into
+  the mining op, the floor also held the hinge's (B, B) autodiff terms: 1067 MiB at
+  B = 4096, of which ~580 MiB were the distances' tape.)
 
 Each case runs in a fresh subprocess: one small call (B = 64) starts the TensorFlow runtime,
 then the RSS high-water mark is reset (/proc/self/clear_refs; without it, the growth of
@@ -17,8 +19,10 @@ ru_maxrss is reported) and the full-size calls run; peak = VmHWM − VmRSS befor
 includes the first call's allocations (TensorFlow's allocator keeps freed memory, a second
 call alone would show ~0). Time = median over the calls (default 3). The load average is
 printed before and after each row: on a shared machine compare rows of one run.
-Goal (issue on semi-hard memory): eager fwd+bwd at B = 4096 under 1 GiB. About 2 minutes on 2
-cores (the eager semi-hard call takes ~7 s at B = 4096). Options: --help.
+Goal (issue on semi-hard memory): eager fwd+bwd at B = 4096 under 1 GiB (measured: ~400 MiB,
+was ~1170 MiB). About 2 minutes on 2 cores (the eager semi-hard call takes ~7 s at
+B = 4096, nearly all of it the forward sort and binary search). Options: --help, e.g.
+`--sizes 4096 --cases eager --calls 1` for one row.
 """
 
 from __future__ import annotations
@@ -55,12 +59,17 @@ def run_case(case: str, batch: int, calls: int) -> dict:
     """One case in this process: per-call seconds, peak MB, loss value."""
     import numpy as np
     import tensorflow as tf
+    from keras import ops
 
     import losses
     from losses import mining
 
     if case == "floor":
-        mining.semi_hard = lambda d, positive, negative: (d * 1.0, positive)
+        mining.semi_hard_hinge = lambda d, positive, negative, margin, soft: (
+            ops.sum(ops.where(positive, d, 0.0), axis=1),
+            ops.sum(ops.cast(positive, "int32"), axis=1),
+            positive,
+        )
     loss = losses.TripletLoss(margin=0.2, mining="semi-hard")
     rng = np.random.default_rng(0)
 
@@ -143,7 +152,7 @@ def main(argv=None):
             )
     print(
         f"\nPeak: growth of the RSS high-water mark over the full-size calls ({source}). "
-        f"floor = semi_hard replaced by a no-op (what the distances and hinge terms cost). "
+        f"floor = semi_hard_hinge replaced by a masked row sum (what the distances cost). "
         f"Load average {load()} at the end; total {time.perf_counter() - started:.0f} s."
     )
 
