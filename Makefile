@@ -102,7 +102,7 @@ help: ## List the targets
 		printf "  make %-14s %s\n", $$1, s }' $(MAKEFILE_LIST)
 	@echo "  Variables (empty: the config default): LOSS=$(LOSS) DATASET=$(DATASET) EPOCHS SEED IMBALANCE RESUME"
 	@echo "    STRATEGY DEVICES LANDSCAPE ARGS=\"key=value ...\"  SEEDS LOSSES TUNE SWEEP TRIALS EXPERIMENT PARENT RUN"
-	@echo "    PORT=$(PORT) HOST=$(HOST) WORKERS=$(WORKERS)  PYTHON=$(PYTHON) (creates .venv)  UPGRADE=1 (make lock)"
+	@echo "    PORT=$(PORT) HOST=$(HOST) WORKERS=$(WORKERS)  PYTHON=$(PYTHON) (creates .venv)  UPGRADE=1 (make lock)  TEST_WORKERS=$(TEST_WORKERS)"
 
 venv: $(STAMP_RUN) ## Create .venv and install what training needs from requirements.lock (the other targets do it too)
 
@@ -120,12 +120,18 @@ train: $(STAMP_RUN) ## Train one model: make train LOSS=focal DATASET=digits EPO
 tune: $(STAMP_RUN) ## Tune one loss's hyperparameters with Optuna: make tune LOSS=focal TRIALS=20
 	$(PY) -m training.tune loss=$(LOSS) dataset=$(DATASET) $(call opt,trials,$(TRIALS)) $(call opt,epochs,$(EPOCHS)) $(ARGS)
 
-test: $(STAMP_DEV) ## Run the test suite (tests/)
-	$(PY) -m pytest -q
+# The suite on TEST_WORKERS processes (pytest-xdist), a whole file per worker so each module
+# fixture runs once; tests/conftest.py hands out the files with most end-to-end tests first, so
+# no worker is left alone with a long file at the end. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+
+test: $(STAMP_DEV) ## Run the test suite (tests/) on TEST_WORKERS=2 processes
+	$(PY) -m pytest -q $(PYTEST_WORKERS)
 
 test-backends: $(STAMP_BACKENDS) ## Run tests/losses under JAX and PyTorch (installs their CPU builds: the backends extra)
-	KERAS_BACKEND=jax $(PY) -m pytest -q tests/losses
-	KERAS_BACKEND=torch $(PY) -m pytest -q tests/losses
+	KERAS_BACKEND=jax $(PY) -m pytest -q $(PYTEST_WORKERS) tests/losses
+	KERAS_BACKEND=torch $(PY) -m pytest -q $(PYTEST_WORKERS) tests/losses
 
 lint: $(STAMP_DEV) ## Lint with ruff
 	$(PY) -m ruff check .

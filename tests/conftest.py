@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
 
@@ -12,6 +13,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CI has the real MNIST test split at the same place relative to the clone.
 MNIST_T10K = (REPO_ROOT / ".." / "shared" / "datasets" / "mnist-t10k").resolve()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`), files with more end-to-end (`slow`) tests come first.
+
+    `--dist loadfile` hands whole files to whichever worker is free, in collection order. In
+    path order the long end-to-end files come last, and one worker would run the last of them
+    alone while the other idles; heaviest first, the many short loss tests fill the end. The
+    count of slow tests stands in for a file's cost (no timing cache to go stale). Every worker
+    collects, and they must agree on the order: the sort is deterministic (stable, no timing).
+    A plain `pytest` run keeps path order.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    slow = collections.Counter(str(item.path) for item in items if item.get_closest_marker("slow"))
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(str(item.path), index)
+    items.sort(key=lambda item: (-slow[str(item.path)], first[str(item.path)]))
 
 
 @pytest.fixture

@@ -35,7 +35,8 @@ def test_focal_gradient_near_certainty_is_finite_and_small(gamma, grad):
 
 
 @pytest.mark.parametrize(
-    "loss", [losses.Crossentropy(), losses.BalancedCrossentropy([1.0, 2.0, 3.0])], ids=str
+    "loss", [losses.Crossentropy(), losses.BalancedCrossentropy([1.0, 2.0, 3.0])],
+    ids=["ce", "balanced_ce"],  # stable ids: pytest-xdist workers must collect the same names
 )
 def test_crossentropies_finite_at_extremes(loss, grad):
     logits, labels = extreme_logits()
