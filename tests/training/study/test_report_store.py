@@ -91,6 +91,10 @@ def fake_compare(tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.chdir(folder)
         patch.setattr("training.run.trainer.train", fake_train)
+        # Each run's own landscape PNGs (4 per run, ~1 s of rendering each on 2 busy cores)
+        # are not drawn: the report reads only grid.npz and the metrics; those figures have
+        # their own tests (tests/training/test_plots.py, landscape/).
+        patch.setattr("training.landscape.tracking.figures", lambda landscape, title: {})
         mlflow.set_tracking_uri(uri)
         settings = parse_settings(["losses=ce,focal", "seeds=3", "epochs=2", "landscape=true",
                                    "experiment=compare-fake"])
