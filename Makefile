@@ -160,7 +160,7 @@ server: $(STAMP_DEV) ## Team tracking server on PostgreSQL (see mlflow/README.md
 	bash mlflow/server.sh
 
 workers: $(STAMP_RUN) ## N local tf.distribute workers on loopback: make workers WORKERS=2 LOSS=ce
-	$(PY) -m training.run.workers workers=$(WORKERS) $(TRAIN_ARGS)
+	$(PY) -m training.workers workers=$(WORKERS) $(TRAIN_ARGS)
 
 clean: ## Remove caches (keeps .venv, mlflow.db and checkpoints)
 	rm -rf .pytest_cache .ruff_cache **/__pycache__

@@ -66,9 +66,9 @@ def _parse(module: str, args: list[str]) -> None:
     elif module == "training.landscape":
         from training.landscape.__main__ import parse
         parse(args)
-    elif module == "training.run.workers":
+    elif module == "training.workers":
         from training.keyvalue import parse_keys
-        from training.run.workers import KEYS
+        from training.workers import KEYS
         own = {k.name for k in KEYS}
         parse_keys([a for a in args if a.split("=")[0] in own], KEYS)
         resolve_config([a for a in args if a.split("=")[0] not in own])

@@ -1,6 +1,6 @@
 """Local worker processes: start N children of one command, prefix every line each prints with
 `[worker i] `, forward Ctrl-C / SIGTERM to them, and wait. Both local launchers use it:
-`training.run.workers` (one tf.distribute training) and `training.study.tune` (one study).
+`training.workers` (one tf.distribute training) and `training.study.tune` (one study).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ T = typing.TypeVar("T")
 
 
 def run_workers(command: Sequence[str], envs: Sequence[Mapping[str, str]],
-                wait: Callable[[list[subprocess.Popen]], T], *, own_session: bool) -> T:
+                wait: Callable[[list[subprocess.Popen]], T]) -> T:
     """Start one `command` per environment in `envs` (worker i gets `envs[i]`) → `wait(procs)`.
 
     While `wait` runs, SIGINT and SIGTERM to this process go to every worker still running;
@@ -27,15 +27,14 @@ def run_workers(command: Sequence[str], envs: Sequence[Mapping[str, str]],
         envs: one environment per worker.
         wait: blocks until the workers are done (its own policy: wait for all, stop the
             others on a failure, a timeout) and returns the result.
-        own_session: each worker in its own session, so a terminal's Ctrl-C reaches this
-            launcher only, which forwards it once (else the terminal's process group gets it
-            too, and each worker is interrupted twice).
     """
     procs, pumps = [], []
+    # Each worker in its own session: a terminal's Ctrl-C reaches this launcher only, which
+    # forwards it once (in the terminal's process group each worker would get it twice).
     for index, env in enumerate(envs):
         proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=own_session)
+            text=True, start_new_session=True)
         procs.append(proc)
         pump = threading.Thread(target=_pump, args=(proc.stdout, f"[worker {index}] "))
         pump.start()

@@ -20,7 +20,7 @@ Strategies (`strategy=`):
                   masks aside: each replica draws its own).
     multi_worker  `tf.distribute.MultiWorkerMirroredStrategy`; the cluster and this
                   process's role come from the `TF_CONFIG` environment variable, which
-                  `python -m training.run.workers` sets for N local workers. Worker 0 (or the
+                  `python -m training.workers` sets for N local workers. Worker 0 (or the
                   "chief" task, if the cluster has one) is the chief: only it tracks the run.
 
 Metric losses under distribution see each replica's slice, not the global batch: mining
@@ -97,7 +97,7 @@ def _multi_worker(config: Config) -> tf.distribute.Strategy:
         raise DeviceSetupError(
             "strategy=multi_worker must be set up before TensorFlow runs any op in this "
             f"process ({exc}); start each worker as a fresh process "
-            "(python -m training.run.workers --workers N -- key=value ...)"
+            "(python -m training.workers workers=N key=value ..., or make workers WORKERS=N)"
         ) from None
 
 
@@ -229,7 +229,7 @@ def cluster_and_task() -> tuple[dict, dict]:
     if not raw:
         raise ConfigError(
             "strategy=multi_worker reads the cluster from TF_CONFIG, which is not set; start "
-            "local workers with: python -m training.run.workers --workers 2 -- key=value ..."
+            "local workers with: python -m training.workers workers=2 key=value ... (make workers)"
         )
     try:
         spec = json.loads(raw)

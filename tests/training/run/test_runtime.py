@@ -53,7 +53,7 @@ def test_devices_only_with_mirrored(strategy):
 
 def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ConfigError, match="TF_CONFIG.*python -m training.run.workers"):
+    with pytest.raises(ConfigError, match="TF_CONFIG.*python -m training.workers workers=2 key=value"):
         runtime.setup(Config(strategy="multi_worker"))
 
 

@@ -82,9 +82,7 @@ def launch(settings: TuneSettings) -> StudyResult:
     print(f"starting {settings.workers} workers on study {settings.study_name()!r} ({where}); "
           f"storage {redacted(location)}", flush=True)
     envs = [worker_env(index, gpus, location) for index in range(settings.workers)]
-    # Own sessions: a terminal's Ctrl-C reaches the launcher only, which forwards it once.
-    codes = run_workers(command, envs, lambda procs: [proc.wait() for proc in procs],
-                        own_session=True)
+    codes = run_workers(command, envs, lambda procs: [proc.wait() for proc in procs])
     result = StudyResult.from_study(study, run_id, settings)
     if 130 in codes:
         raise KeyboardInterrupt

@@ -1,6 +1,6 @@
 """Start N local `tf.distribute` workers on loopback: one multi-worker training, one MLflow run.
 
-    python -m training.run.workers workers=2 loss=ce epochs=5     (what `make workers` runs)
+    python -m training.workers workers=2 loss=ce epochs=5     (what `make workers` runs)
 
 Each worker is `python -m training.train strategy=multi_worker <args>` in its own process with
 its own `TF_CONFIG`: the same cluster (N free ports on 127.0.0.1) and its own task index.
@@ -79,7 +79,7 @@ def launch(train_args: list[str], workers: int = 2, *, timeout: float | None = N
     addresses = [f"127.0.0.1:{port}" for port in free_ports(workers)]
     print(f"starting {workers} workers on {', '.join(addresses)} (worker 0 is the chief)")
     envs = [{**os.environ, "TF_CONFIG": tf_config(addresses, index)} for index in range(workers)]
-    return run_workers(command, envs, lambda procs: _wait(procs, timeout), own_session=False)
+    return run_workers(command, envs, lambda procs: _wait(procs, timeout), )
 
 
 def _wait(procs: list[subprocess.Popen], timeout: float | None) -> int:
@@ -120,7 +120,7 @@ KEYS = (
     Key("workers", int, 2, "number of local worker processes (>= 1)"),
     Key("timeout", float, 0.0, "seconds before every worker is stopped; 0 = no limit"),
 )
-USAGE = ("usage: python -m training.run.workers [workers=2] [timeout=0] [training key=value ...]"
+USAGE = ("usage: python -m training.workers [workers=2] [timeout=0] [training key=value ...]"
          "   (make workers WORKERS=2 LOSS=ce)")
 
 
