@@ -142,8 +142,9 @@ bench: $(STAMP_RUN) ## Benchmarks: losses vs references, training throughput (me
 	$(PY) -m benchmarks.retrieval
 	$(PY) -m benchmarks.mining
 
-ui: $(STAMP_RUN) ## MLflow UI on 127.0.0.1:PORT over the default store
-	$(PY) -m mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(PORT)
+# One worker process: a local UI has one user, and starts in about half the time of four.
+ui: $(STAMP_RUN) ## MLflow UI on HOST:PORT (default 127.0.0.1:5000) over the default store
+	$(PY) -m mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(PORT) --workers 1
 
 compare: $(STAMP_RUN) ## Compare losses over seeds: make compare DATASET=digits SEEDS=3 LOSSES=ce,focal
 	$(PY) -m training.compare dataset=$(DATASET) $(call opt,seeds,$(SEEDS)) $(call opt,losses,$(LOSSES)) \

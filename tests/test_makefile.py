@@ -7,8 +7,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 from conftest import REPO_ROOT
@@ -47,6 +50,8 @@ DEV_ONLY = {
     "psycopg-binary",
     "psycopg2-binary",
     "flask-wtf",
+    "pytest-xdist",
+    "execnet",
 }
 
 
@@ -292,3 +297,42 @@ def test_local_state_is_git_ignored():
         text=True,
     )
     assert proc.stdout.strip() == "", f"lock files must be committed, not ignored: {proc.stdout}"
+
+
+# --- make ui ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_make_ui_serves_the_store_on_host_and_port(tmp_path):
+    """The command `make ui HOST=... PORT=...` runs (taken from `make -n`, so the stamp
+    rules do not reinstall anything here) answers on that address over the given store."""
+    port = _free_port()
+    (tmp_path / "make").mkdir()
+    root = _stamped_copy(tmp_path / "make")
+    lines = make("-n", "ui", "HOST=127.0.0.1", f"PORT={port}", cwd=root).strip().splitlines()
+    command = lines[-1]
+    assert f"--host 127.0.0.1 --port {port}" in command and not _pip_lines("\n".join(lines))
+    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    proc = subprocess.Popen(["bash", "-c", command], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert r.status == 200 and r.read().strip() == b"OK"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "make ui did not answer within 120 s"
+                time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
