@@ -21,6 +21,7 @@ import numpy as np
 from training.config import Config
 from training.landscape.landscape import Landscape, compute_landscape
 from training.landscape.tracking import log_landscape
+from training.reopen import start_existing_run
 from training.run.builders import build_loss, build_model, build_splits
 
 
@@ -116,7 +117,7 @@ def landscape_of_run(
     landscape = landscape_for_config(config, model, loss_fn, initial, splits.x_train,
                                      splits.y_train, points=points, examples=examples,
                                      radius=radius, seed=seed)
-    with mlflow.start_run(run_id=run_id):
+    with start_existing_run(run_id):
         log_landscape(landscape, title=f"{config.loss} on {config.dataset} (seed {config.seed}), "
                                        f"run {run_id[:8]}")
     return landscape

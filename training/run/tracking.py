@@ -31,6 +31,7 @@ from mlflow.exceptions import MlflowException
 
 from training.config import Config, ConfigError
 from training.errors import RunKilled, TrackingError
+from training.reopen import start_existing_run
 from training.tags import ERROR_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -165,16 +166,16 @@ def open_run(
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    experiment_id = None if run_id else ensure_experiment(experiment_name(config), uri)
-    run = mlflow.start_run(
-        run_id=run_id,
-        experiment_id=experiment_id,
-        run_name=None if run_id else (config.run_name or f"{config.loss}-seed{config.seed}"),
-        parent_run_id=parent_run_id,
-        nested=parent_run_id is not None,
-        tags=tags,
-        log_system_metrics=config.system_metrics,
-    )
+    options = {"parent_run_id": parent_run_id, "nested": parent_run_id is not None,
+               "tags": tags, "log_system_metrics": config.system_metrics}
+    if run_id:  # a resume: the run's own experiment, whatever this process had active
+        run = start_existing_run(run_id, **options)
+    else:
+        run = mlflow.start_run(
+            experiment_id=ensure_experiment(experiment_name(config), uri),
+            run_name=config.run_name or f"{config.loss}-seed{config.seed}",
+            **options,
+        )
     try:
         yield run
     except (KeyboardInterrupt, RunKilled) as exc:

@@ -180,9 +180,13 @@ def test_unreachable_store_real_process(silent_server, tmp_path):
 def _start(store: str, ckpt: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONUNBUFFERED": "1"}
     argv = ["epochs=60", "lr_schedule=constant", f"checkpoint_dir={ckpt}", *extra]
+    # Default SIGINT handling in the child: a test run started in the background (`make test
+    # &`, nohup, a CI runner) inherits SIGINT ignored, and an ignored SIGINT stays ignored
+    # across exec; Python then never raises KeyboardInterrupt, as it should not.
     return subprocess.Popen(
         [sys.executable, "-m", "training.train", *argv],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

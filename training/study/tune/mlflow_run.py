@@ -127,9 +127,11 @@ def study_run_active(run_id: str):
     made the active run for the trials: `train(parent_run_id=...)` must name the active run."""
     import mlflow  # noqa: PLC0415
 
+    from training.reopen import start_existing_run  # noqa: PLC0415 (imports MLflow too)
+
     nested = mlflow.active_run() is not None
     if nested:
-        mlflow.start_run(run_id=run_id, nested=True)
+        start_existing_run(run_id, nested=True)
 
     def close(status: str | None) -> None:
         if nested:
