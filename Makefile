@@ -122,11 +122,13 @@ tune: $(STAMP_RUN) ## Tune one loss's hyperparameters with Optuna: make tune LOS
 
 # The suite on TEST_WORKERS processes (pytest-xdist), a whole file per worker so each module
 # fixture runs once; tests/conftest.py hands out the files with most end-to-end tests first, so
-# no worker is left alone with a long file at the end. TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 2
+# no worker is left alone with a long file at the end. 3 on 2 cores: the workers spend part of
+# their time waiting on the subprocesses and servers they start (2 workers kept the cores 84 %
+# busy). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 3
 PYTEST_WORKERS = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
-test: $(STAMP_DEV) ## Run the test suite (tests/) on TEST_WORKERS=2 processes
+test: $(STAMP_DEV) ## Run the test suite (tests/) on TEST_WORKERS=3 processes
 	$(PY) -m pytest -q $(PYTEST_WORKERS)
 
 test-backends: $(STAMP_BACKENDS) ## Run tests/losses under JAX and PyTorch (installs their CPU builds: the backends extra)
