@@ -270,7 +270,10 @@ def test_a_tuned_compare_trains_each_loss_at_its_studys_best(mlflow_store, tmp_p
 @pytest.mark.slow
 def test_a_sweep_compare_tags_each_child_with_its_variant(mlflow_store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # With a landscape (a 3×3 grid on 32 images): `make train LANDSCAPE=1` and the report's
+    # side-by-side landscapes, end to end through real training.
     settings = parse_settings(["losses=ce", "seeds=1", "epochs=1", "sweep=l2=0,1e-3",
+                               "landscape=true", "landscape_points=3", "landscape_examples=32",
                                f"checkpoint_dir={tmp_path / 'ck'}"])
     report = compare_module.compare(settings)
     client = mlflow.MlflowClient(mlflow_store)
@@ -282,4 +285,9 @@ def test_a_sweep_compare_tags_each_child_with_its_variant(mlflow_store, tmp_path
         assert run.data.tags["losslab.variant"] == variant
         value = variant.removeprefix("ce[l2=").removesuffix("]")
         assert run.data.params["sweep.l2"] == run.data.params["l2"] == value
+        assert np.isfinite(run.data.metrics["landscape/sharpness"])
+        landscape = {a.path for a in client.list_artifacts(run.info.run_id, "landscape")}
+        assert {"landscape/grid.npz", "landscape/landscape_contour.png"} <= landscape
     assert client.get_run(report.parent_id).data.params["sweep"] == "l2=0,1e-3"
+    figures = {a.path for a in client.list_artifacts(report.parent_id, "figures")}
+    assert "figures/landscapes_classification.png" in figures
