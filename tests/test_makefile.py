@@ -309,7 +309,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_make_ui_serves_the_store_on_host_and_port(tmp_path):
+def test_make_ui_serves_the_store_on_host_and_port(tmp_path, new_store):
     """The command `make ui HOST=... PORT=...` runs (taken from `make -n`, so the stamp
     rules do not reinstall anything here) answers on that address over the given store."""
     port = _free_port()
@@ -318,7 +318,7 @@ def test_make_ui_serves_the_store_on_host_and_port(tmp_path):
     lines = make("-n", "ui", "HOST=127.0.0.1", f"PORT={port}", cwd=root).strip().splitlines()
     command = lines[-1]
     assert f"--host 127.0.0.1 --port {port}" in command and not _pip_lines("\n".join(lines))
-    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env = {**_env(), "MLFLOW_TRACKING_URI": new_store(tmp_path / "mlflow.db")}
     proc = subprocess.Popen(["bash", "-c", command], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)

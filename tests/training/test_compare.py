@@ -87,11 +87,11 @@ TABLE_KEYS = {"accuracy": "test/accuracy", "balanced_accuracy": "test/balanced_a
 
 
 @pytest.fixture(scope="module")
-def tiny_compare(tmp_path_factory):
+def tiny_compare(tmp_path_factory, new_store):
     """One real compare for the whole module (conftest's `mlflow_store`/`tiny` are per test):
     its own SQLite store, artifacts and checkpoints under a temp folder."""
     folder = tmp_path_factory.mktemp("compare")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.chdir(folder)  # the SQLite store's artifacts go to ./mlruns

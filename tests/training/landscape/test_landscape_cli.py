@@ -60,7 +60,7 @@ def test_retrieval_runs_are_evaluated_as_one_batch():
 
 
 @pytest.mark.slow
-def test_landscape_of_a_logged_run(tmp_path):
+def test_landscape_of_a_logged_run(tmp_path, new_store):
     """A run holding what the trainer logs (config.json, weight files) gets its landscape."""
     import mlflow
 
@@ -74,7 +74,7 @@ def test_landscape_of_a_logged_run(tmp_path):
     model.set_weights([w * 0.9 for w in model.get_weights()])
     model.save_weights(tmp_path / "final.weights.h5")
     final = model.get_weights()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_tracking_uri(new_store(tmp_path / "mlflow.db"))
     try:
         experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "a").as_uri())
         with mlflow.start_run(experiment_id=experiment) as run:

@@ -138,11 +138,11 @@ def test_npz_round_trip(tmp_path):
 
 
 @pytest.mark.slow
-def test_log_landscape_writes_artifacts_and_metrics(tmp_path):
+def test_log_landscape_writes_artifacts_and_metrics(tmp_path, new_store):
     import mlflow
 
     landscape = _fake_landscape(0.1 + np.arange(49.0).reshape(7, 7) / 10)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_tracking_uri(new_store(tmp_path / "mlflow.db"))
     try:
         # An explicit artifact location: the default would be ./mlruns in the working directory.
         mlflow.create_experiment("landscape-test", artifact_location=(tmp_path / "art").as_uri())

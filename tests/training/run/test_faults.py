@@ -202,13 +202,13 @@ def _wait_for_checkpoint(ckpt: Path, proc: subprocess.Popen, timeout: float = 40
 
 
 @pytest.mark.slow
-def test_sigint_and_sigterm_keep_the_checkpoint_and_close_killed(tmp_path):
+def test_sigint_and_sigterm_keep_the_checkpoint_and_close_killed(tmp_path, new_store):
     """Both signals in parallel processes (each ~10 s of TF import); then the SIGTERM'd run
     is resumed through the real command line and finishes as the same run."""
     cases = {signal.SIGINT: 130, signal.SIGTERM: 143}
     procs = {}
     for sig in cases:
-        store = f"sqlite:///{tmp_path / sig.name}.db"
+        store = new_store(tmp_path / f"{sig.name}.db")
         procs[sig] = (store, tmp_path / sig.name, _start(store, tmp_path / sig.name))
     folders = {sig: _wait_for_checkpoint(ckpt, proc) for sig, (_, ckpt, proc) in procs.items()}
     for sig, (_, _, proc) in procs.items():

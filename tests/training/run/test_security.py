@@ -75,12 +75,12 @@ def test_config_values_are_never_evaluated(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def secret_run(tmp_path_factory):
+def secret_run(tmp_path_factory, new_store):
     """One 1-epoch run trained with fake secrets in the environment."""
     from training.train import train
 
     root = tmp_path_factory.mktemp("secret_run")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = new_store(root / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         for key, value in SECRETS.items():
             patch.setenv(key, value)

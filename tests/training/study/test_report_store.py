@@ -84,9 +84,9 @@ def fake_train(config, *, parent_run_id=None, **_):
 
 
 @pytest.fixture(scope="module")
-def fake_compare(tmp_path_factory):
+def fake_compare(tmp_path_factory, new_store):
     folder = tmp_path_factory.mktemp("fake_compare")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.chdir(folder)
