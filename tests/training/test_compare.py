@@ -291,3 +291,10 @@ def test_a_sweep_compare_tags_each_child_with_its_variant(mlflow_store, tmp_path
     assert client.get_run(report.parent_id).data.params["sweep"] == "l2=0,1e-3"
     figures = {a.path for a in client.list_artifacts(report.parent_id, "figures")}
     assert "figures/landscapes_classification.png" in figures
+    # landscape/sharpness per variant: a column of the table and rows of report.csv.
+    assert "landscape sharpness" in report.markdown
+    rows = [r for r in csv.DictReader(io.StringIO(report.csv))
+            if r["metric"] == "landscape/sharpness"]
+    by_loss = {r["loss"]: float(r["mean"]) for r in rows}
+    assert by_loss == {name.removesuffix("-seed0"): pytest.approx(
+        run.data.metrics["landscape/sharpness"]) for name, run in children.items()}

@@ -40,6 +40,7 @@ def train(
     parent_run_id: str | None = None,
     callbacks: list | None = None,
     evaluate_test: bool = True,
+    log_model: bool = True,
     tags: dict[str, str] | None = None,
 ) -> dict:
     """Train one model as `config` says and track it in MLflow. Returns test metrics + run id.
@@ -50,6 +51,9 @@ def train(
             epoch's `val_<metric>` logs (a tuner's pruning callback).
         evaluate_test: False for runs that must not read the test split (tuning trials):
             no `test/` metrics, no test figures.
+        log_model: False for runs nobody deploys (tuning trials): no MLflow LoggedModel, so
+            a study's hundred trials do not fill the experiment's Models tab (and save ~1 s
+            each); their weight files are still logged and checkpointed.
         tags: extra tags set when the run starts.
     """
     started = time.perf_counter()
@@ -141,14 +145,15 @@ def train(
         # --- artifacts: weights, the model (an MLflow LoggedModel) -----------------------
         for weights in checkpoint.save_final(model, ckpt_dir):
             tracking.log_file(weights, "weights")
-        logged = _log_model(model, splits.x_val[:4], drop_proxies=config.task == "retrieval")
+        logged = (_log_model(model, splits.x_val[:4], drop_proxies=config.task == "retrieval")
+                  if log_model else None)
 
         # --- test: read once, here (skipped for tuning trials: they select on val) ----
         test = {}
         if evaluate_test:
             test = _test_and_figures(config, model, loss_fn, splits, history)
             tracking.log_metrics({f"test/{k}": v for k, v in test.items()}, step=epochs_done,
-                                 model_id=logged.model_id)
+                                 model_id=logged and logged.model_id)
         wall = time.perf_counter() - started
         tracking.log_metrics({"time/wall_seconds": wall}, step=epochs_done)
         mlflow.set_tag("mlflow.note.content", tracking.run_description(config, run_id, test))

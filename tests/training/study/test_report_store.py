@@ -69,13 +69,15 @@ def fake_train(config, *, parent_run_id=None, **_):
                          "eval/per_class_recall.json")
         probs = np.eye(10)[y_small] * 0.5 + 0.05
         tracking.log_arrays({"probs": probs, "labels": y_small}, "eval/test_outputs.npz")
-        if config.landscape:  # a hand-made 3×3 landscape, bowl-shaped, steeper for focal
+        if config.landscape:  # a hand-made 3×3 landscape, bowl-shaped, steeper for focal;
+            # sharpness: ce 0.5, 0.55, 0.6; focal 1.0, 1.1 (seed 2 fails)
             coords = np.array([-1.0, 0.0, 1.0])
             scale = 2.0 if variant == "focal" else 1.0
             log_landscape(Landscape(
                 alphas=np.array([0.0, 0.5, 1.0]), profile=np.array([2.3, 1.0, 0.1]),
                 coords=coords, grid=0.1 + scale * (coords[:, None] ** 2 + coords[None, :] ** 2),
-                sharpness=0.5 * scale, center_loss=0.1, sharpness_radius=0.5,
+                sharpness=0.5 * scale * (1 + 0.1 * config.seed), center_loss=0.1,
+                sharpness_radius=0.5,
                 ring_angles=np.array([0.0, np.pi]), ring_losses=np.array([0.35, 0.35]), seed=0,
             ))
         if variant == "focal" and config.seed == 2:
@@ -165,8 +167,15 @@ def test_report_values_match_hand_computation(fake_compare):
         "test/tail_recall": "worse",  # d = −0.6 at both seeds
         "test/medium_shot_accuracy": "worse",  # d = −0.1 at both seeds
         "test/few_shot_accuracy": "better",
+        # d = 0.5, 0.55: mean 0.525, sd 0.05/√2, se 0.025, t = 21: p = 1 − 2 arctan(21)/π
+        # = 0.030; sharper (higher) is worse.
+        "landscape/sharpness": "worse",
         "time/wall_seconds": None,  # d = 0, 0: no test
     }
+    assert summary.paired["focal"]["landscape/sharpness"].p_holm == pytest.approx(
+        1 - 2 * math.atan(21) / math.pi)
+    assert (ce["landscape/sharpness"].mean, ce["landscape/sharpness"].std) == pytest.approx(
+        (0.55, 0.05))
     assert "test/many_shot_accuracy" not in verdicts  # never logged: no column
     assert report.markdown == fake_compare["report_md"]
     assert "Warning: fewer than 3 seeds paired with ce: focal (2 seeds)." in report.markdown
@@ -182,6 +191,7 @@ def test_publish_logs_csv_seed_metrics_and_the_description(fake_compare):
     assert logged.metrics["focal/test/accuracy/std"] == pytest.approx(0.01 / math.sqrt(2))
     assert logged.metrics["ce/test/tail_recall/mean"] == pytest.approx(0.8)
     assert logged.metrics["ce/time/wall_seconds/mean"] == pytest.approx(11.0)
+    assert logged.metrics["focal/landscape/sharpness/mean"] == pytest.approx(1.05)
     assert not any(k.startswith("ce/test/balanced_accuracy/") for k in logged.metrics)
     csv_text = Path(client.download_artifacts(parent.info.run_id, "report.csv",
                                               str(fake_compare["folder"] / "csv"))).read_text()
@@ -194,6 +204,7 @@ def test_publish_logs_csv_seed_metrics_and_the_description(fake_compare):
     assert float(focal["p_holm"]) == paired.p_holm and float(focal["delta_ci_low"]) == (
         paired.ci_low)
     assert rows["ce", "test/accuracy"]["p_value"] == ""  # the reference's own row
+    assert float(rows["focal", "landscape/sharpness"]["delta_mean"]) == pytest.approx(0.525)
 
 
 def test_an_import_path_loss_gets_an_mlflow_safe_metric_name(fake_compare):

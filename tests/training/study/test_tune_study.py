@@ -61,6 +61,11 @@ def test_a_study_runs_its_trials_under_one_study_run_and_records_the_best(
     for run in trials:
         assert not [k for k in run.data.metrics if k.startswith("test/")]
         assert run.data.tags[tune.STUDY_TAG] == settings.study_name()
+        # Trials log their weights, not a LoggedModel (the Models tab stays for real runs).
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "weights")} == {
+            "weights/initial.weights.h5", "weights/final.weights.h5"}
+    experiment = parent.info.experiment_id
+    assert client.search_logged_models(experiment_ids=[experiment]) == []
     # Trial value = the objective at the last epoch, read back from MLflow independently.
     values = {r.info.run_id: r.data.metrics["val/balanced_accuracy"] for r in trials}
     best = max(values, key=values.get)

@@ -41,6 +41,10 @@ class Metric:
 
 
 TAIL_RECALL = Metric("test/tail_recall", "tail recall")
+# Runs with LANDSCAPE=1 (training/landscape): the mean loss rise on a ring around the
+# minimum; lower = flatter, the ridge experiment's question. Measured on training data.
+SHARPNESS = Metric("landscape/sharpness", "landscape sharpness", higher_is_better=False,
+                   optional=True)
 WALL = Metric("time/wall_seconds", "wall s/run", higher_is_better=False)
 METRICS: dict[str, tuple[Metric, ...]] = {
     "classification": (
@@ -53,6 +57,7 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("test/many_shot_accuracy", "many-shot acc.", optional=True),
         Metric("test/medium_shot_accuracy", "medium-shot acc.", optional=True),
         Metric("test/few_shot_accuracy", "few-shot acc.", optional=True),
+        SHARPNESS,
         WALL,
     ),
     "retrieval": (
@@ -60,6 +65,7 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("test/recall_at_5", "R@5"),
         Metric("test/r_precision", "R-precision"),
         Metric("test/map_at_r", "MAP@R"),
+        SHARPNESS,
         WALL,
     ),
 }

@@ -125,7 +125,7 @@ def run_study(settings: TuneSettings, *, parent_run_id: str | None = None) -> St
         _clear_keras_session()
         try:
             train(trial_config, parent_run_id=run_id, callbacks=[report], evaluate_test=False,
-                  tags={STUDY_TAG: name, TRIAL_TAG: str(trial.number)})
+                  log_model=False, tags={STUDY_TAG: name, TRIAL_TAG: str(trial.number)})
         except (KeyboardInterrupt, RunKilled) as exc:
             raise _Interrupted(exc) from exc
         if report.pruned_at is not None:
