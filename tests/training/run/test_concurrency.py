@@ -1,4 +1,4 @@
-"""Three trainings started at once on one fresh SQLite store all finish with full histories.
+"""Two trainings started at once on one fresh SQLite store both finish with full histories.
 
 SQLite allows one writer at a time: processes that create the schema, the experiment or write
 metrics together see "database is locked". `training.run.tracking` serialises schema/experiment
@@ -21,8 +21,8 @@ PER_EPOCH = ["train/loss", "train/lr", "val/loss", "val/accuracy", "val/balanced
 
 
 @pytest.mark.slow
-def test_three_processes_on_one_fresh_sqlite_store(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # does not exist yet: all three race to create it
+def test_two_processes_on_one_fresh_sqlite_store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # does not exist yet: both race to create it
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                           text=True).stdout.strip()
@@ -32,16 +32,16 @@ def test_three_processes_on_one_fresh_sqlite_store(tmp_path):
              f"checkpoint_dir={tmp_path / 'ckpt'}"],
             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        for seed in range(3)
+        for seed in range(2)
     ]
     errors = [p.communicate(timeout=900)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0] * 3, [e[-1500:] for e in errors]
+    assert [p.returncode for p in procs] == [0] * 2, [e[-1500:] for e in errors]
 
     client = mlflow.MlflowClient(uri)
     experiments = client.search_experiments()
     assert [e.name for e in experiments if e.name != "Default"] == ["digits-classification"]
     runs = client.search_runs([e.experiment_id for e in experiments])
-    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2"]
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
     for run in runs:
         assert run.info.status == "FINISHED"
         for key in PER_EPOCH:

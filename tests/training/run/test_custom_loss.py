@@ -4,18 +4,14 @@ with no other edit."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import keras
 import mlflow
 import pytest
-from conftest import REPO_ROOT
 
 import losses
 from losses import catalog
 from training.compare import child_configs, parse_settings
+from training.compare import main as compare_main
 from training.help import compare_help, loss_table, train_help
 from training.study.compare import default_variants
 from training.train import train
@@ -72,7 +68,8 @@ def _readme_example() -> str:
 
 @pytest.mark.slow
 def test_the_readme_custom_loss_trains_resumes_and_compares_against_ce(tmp_path, tiny,
-                                                                      mlflow_store, monkeypatch):
+                                                                      mlflow_store, monkeypatch,
+                                                                      capsys):
     (tmp_path / "my_losses.py").write_text(_readme_example())
     monkeypatch.syspath_prepend(str(tmp_path))
     # make train LOSS=my_losses:Hinge ARGS="margin=0.5", then RESUME= (in-process: same code)
@@ -85,12 +82,11 @@ def test_the_readme_custom_loss_trains_resumes_and_compares_against_ce(tmp_path,
     run = client.get_run(resumed["run_id"])
     assert resumed["run_id"] == first["run_id"] and run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
-    # make compare LOSSES=ce,my_losses:Hinge (the real command line, in a subprocess)
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO_ROOT}",
-           "MLFLOW_TRACKING_URI": mlflow_store}
-    done = subprocess.run(
-        [sys.executable, "-m", "training.compare", "losses=ce,my_losses:Hinge", "seeds=1",
-         "epochs=1", "dataset=digits", f"checkpoint_dir={tmp_path / 'ck'}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "| my_losses:Hinge | 1 |" in done.stdout
+    # make compare LOSSES=ce,my_losses:Hinge: the command's entry point, in this process
+    # (my_losses is importable from tmp_path, as from a user's working directory).
+    capsys.readouterr()
+    code = compare_main(["losses=ce,my_losses:Hinge", "seeds=1", "epochs=1", "dataset=digits",
+                         f"checkpoint_dir={tmp_path / 'ck'}"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    assert "| my_losses:Hinge | 1 |" in captured.out

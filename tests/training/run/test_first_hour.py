@@ -1,5 +1,6 @@
 """What a newcomer sees: a quiet start, Keras's progress bar on a terminal, one line about the
-config, the run's address at the end; experiment kind and system metrics in MLflow."""
+config, the run's address at the end; experiment kind and system metrics (off unless asked) in
+MLflow."""
 
 from __future__ import annotations
 
@@ -50,6 +51,14 @@ def test_a_terminal_run_is_quiet_and_shows_keras_progress(tmp_path):
     assert "━" in out and "step" in out  # Keras's own progress bar, within each epoch
     assert not any(ln.startswith("epoch 1/2 (") for ln in lines)  # not our log line as well
     assert "view it: http://127.0.0.1:5000/#/experiments/" in out
+    # MLflow's UI opens our experiments in its model-training view; system metrics are off
+    # by default (test_system_metrics_when_asked turns them on).
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    (experiment,) = [e for e in client.search_experiments() if e.name != "Default"]
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert not any(k.startswith("system/") for k in run.data.metrics), sorted(run.data.metrics)
 
 
 def test_help_of_compare_and_tune_imports_no_tensorflow():
@@ -66,7 +75,7 @@ def test_help_of_compare_and_tune_imports_no_tensorflow():
 
 
 @pytest.mark.slow
-def test_experiment_kind_and_system_metrics(tiny, mlflow_store, monkeypatch):
+def test_system_metrics_when_asked(tiny, mlflow_store, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
     result = train(tiny(epochs=1, system_metrics=True))
     client = mlflow.MlflowClient()
@@ -74,5 +83,3 @@ def test_experiment_kind_and_system_metrics(tiny, mlflow_store, monkeypatch):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     run = client.get_run(result["run_id"])
     assert any(k.startswith("system/") for k in run.data.metrics), sorted(run.data.metrics)
-    plain = train(tiny(epochs=1))
-    assert not any(k.startswith("system/") for k in client.get_run(plain["run_id"]).data.metrics)
