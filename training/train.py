@@ -8,11 +8,12 @@ The trainer itself is `training.run.trainer.train`, re-exported here.
 
 import sys
 
-from training.cli import exit_if_help, run_cli
+from training.cli import exit_if_help, exit_if_unreachable, run_cli
 from training.help import train_help
 
 if __name__ == "__main__":
     exit_if_help(train_help)  # before the trainer's import below pulls in TensorFlow (~6 s)
+    exit_if_unreachable()  # a dead tracking server: exit 2 in a second, not after the import
 
 from training.run.trainer import train  # noqa: E402 (after the --help exit above)
 

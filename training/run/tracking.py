@@ -17,8 +17,6 @@ import sys
 import tempfile
 import time
 import typing
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
 
@@ -30,7 +28,8 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
 from training.config import Config, ConfigError
-from training.errors import RunKilled, TrackingError
+from training.errors import RunKilled, TrackingError  # noqa: F401 (re-exported)
+from training.reachable import check_reachable  # noqa: F401 (re-exported)
 from training.reopen import start_existing_run
 from training.tags import ERROR_TAG
 
@@ -59,26 +58,6 @@ def experiment_name(config: Config) -> str:
     if dataset.startswith("idx:"):
         dataset = "idx-" + Path(dataset[4:]).resolve().name
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', dataset)}-{config.task}"
-
-
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, before any training, when a tracking server does not answer.
-
-    One GET of `/health` with a `timeout`-second limit (connect and read): a closed port fails
-    at once, a socket that accepts but never answers after `timeout` s. Without this, MLflow's
-    own client retries with back-off for minutes.
-    """
-    if not uri.startswith(("http://", "https://")):
-        return
-    url = uri.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 (http(s) only)
-            return
-    except urllib.error.HTTPError:
-        return  # it answered (auth proxies may refuse /health): reachable
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingError(f"tracking server {uri} is unreachable ({reason})") from None
 
 
 @contextlib.contextmanager

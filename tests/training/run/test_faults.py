@@ -158,7 +158,7 @@ def test_unreachable_store_fails_fast_before_any_work(monkeypatch, silent_server
 @pytest.mark.slow
 def test_unreachable_store_real_process(silent_server, tmp_path):
     """A real process: exit 2 naming the URI, within 15 s of its first request to the store
-    (TensorFlow's import before that is 7 s of CPU, far more wall time on a loaded machine)."""
+    (`python -m training.train` asks before TensorFlow's import, which takes ~7 s of CPU)."""
     uri = f"http://127.0.0.1:{silent_server.port}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     proc = subprocess.run(
