@@ -261,6 +261,8 @@ def test_a_tuned_compare_trains_each_loss_at_its_studys_best(mlflow_store, tmp_p
     best = study.data.params["best/gamma"]
     assert parent.data.params["tuned/focal/gamma"] == best
     assert parent.data.metrics["tuned/focal/best_value"] == study.data.metrics["best/value"]
+    assert "Tuned: 2 trials per loss on `val/balanced_accuracy`" in report.markdown
+    assert f"| focal | gamma = {float(best):.4g} |" in report.markdown
     final = children["focal-seed0"]
     assert final.data.params["loss.gamma"] == best and "test/accuracy" in final.data.metrics
     for name in ("ce-seed0", "focal-seed0"):

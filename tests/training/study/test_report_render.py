@@ -135,6 +135,21 @@ def test_a_reference_without_runs_compares_nothing():
     assert "The reference ce has no finished run: no comparison." in text
 
 
+def test_a_tuned_compare_reports_its_budget_and_each_losss_chosen_hyperparameters():
+    runs = _compare(THREE)
+    tuned = {**PARAMS, "tune": "10", "tune_epochs": "3", "tune_keys": "l2",
+             "tuned/ce": "defaults (no search space)", "tuned/focal/gamma": "1.23456789",
+             "tuned/focal/l2": "1e-05", "tuned/focal/from_logits": "True"}
+    runs = CompareRuns(runs.parent_id, runs.experiment, tuned, runs.variants, runs.children)
+    _, text, _ = _report(runs)
+    assert ("Tuned: 10 trials per loss on `val/balanced_accuracy` (3 epochs per trial; shared "
+            "settings tuned: l2). Each loss's seeds train at its study's best:") in text
+    assert "| ce | defaults (no search space) |" in text
+    assert "| focal | from_logits = True, gamma = 1.235, l2 = 1e-05 |" in text
+    _, untuned, _ = _report(_compare(THREE))
+    assert "Tuned:" not in untuned and "chosen hyperparameters" not in untuned
+
+
 def test_heads_note_names_the_losses_with_another_output():
     per_loss = {loss: THREE["ce"] for loss in ("ce", "focal", "ldam_drw")}
     _, text, _ = _report(_compare(per_loss, outputs={"ldam_drw": "cosine_logits"}))

@@ -15,6 +15,7 @@ import csv
 import io
 import math
 
+from training.config import SELECTION_METRIC
 from training.study.report.summary import ALPHA, TAIL_SHARE, Metric, Paired, Stat, TaskSummary
 
 TASK_NOTES = {
@@ -81,6 +82,7 @@ def markdown(runs, summaries: dict[str, TaskSummary]) -> str:
         note = TASK_NOTES[task].format(imbalance=p.get("imbalance", "?"), tail=TAIL_SHARE)
         lines += ["", f"## {task}", "", note, "", f"Reference: **{summary.reference}**.", ""]
         lines += _table(summary)
+        lines += _tuning(p, summary)
         lines += _head_note(runs, summary)
         lines += _comparisons(summary)
     if not summaries:
@@ -107,6 +109,34 @@ def _table(summary: TaskSummary) -> list[str]:
             cells.append(_cell(stats[m.key], _digits(m)) + mark)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _tuning(params: dict[str, str], summary: TaskSummary) -> list[str]:
+    """A tuned compare: the budget and objective, then each loss's chosen hyperparameters
+    (the parent's `tuned/<loss>/<param>` params that `training.compare` logs)."""
+    trials = params.get("tune", "0")
+    if trials in ("0", "none"):
+        return []
+    lines = ["", f"Tuned: {trials} trials per loss on `{SELECTION_METRIC[summary.task]}` "
+             f"({params.get('tune_epochs', '?')} epochs per trial; shared settings tuned: "
+             f"{params.get('tune_keys', 'none')}). Each loss's seeds train at its study's best:",
+             "", "| loss | chosen hyperparameters |", "|---|---|"]
+    for loss in summary.stats:
+        prefix = f"tuned/{loss}/"
+        chosen = sorted((k[len(prefix):], v) for k, v in params.items() if k.startswith(prefix))
+        text = ", ".join(f"{k} = {_param(v)}" for k, v in chosen) or \
+            params.get(f"tuned/{loss}", "not recorded")
+        lines.append(f"| {loss} | {text} |")
+    return lines
+
+
+def _param(value: str) -> str:
+    """A logged float to 4 significant digits ("0.0123456789" → "0.01235"); others as logged."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() and "." not in value else f"{number:.4g}"
 
 
 def _head_note(runs, summary: TaskSummary) -> list[str]:
