@@ -372,6 +372,9 @@ def compare(settings: CompareSettings):
     """Train every (variant, seed), then build, print and log the report. → `Report`."""
     # Imported here, not at the top: `python -m training.compare --help` and the parser above
     # must answer without TensorFlow and MLflow (6 s); these run once the settings are valid.
+    from training import quiet  # noqa: PLC0415 (importing it imports TensorFlow quietly)
+
+    quiet.import_tensorflow()  # before Keras does, or TensorFlow's start-up lines show
     import keras  # noqa: PLC0415 (heavy; the parser above stays import-light)
     import mlflow  # noqa: PLC0415
 

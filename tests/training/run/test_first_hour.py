@@ -61,6 +61,22 @@ def test_a_terminal_run_is_quiet_and_shows_keras_progress(tmp_path):
     assert not any(k.startswith("system/") for k in run.data.metrics), sorted(run.data.metrics)
 
 
+@pytest.mark.slow
+def test_a_compare_from_the_command_line_is_quiet_too(tmp_path):
+    # `training.compare` imports Keras only once its settings parse; TensorFlow must still
+    # come in through training.quiet, or absl's start-up lines reach stderr.
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "TF_CPP_MIN_LOG_LEVEL")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = subprocess.run([sys.executable, "-m", "training.compare", "losses=ce", "seeds=1",
+                          "epochs=1", f"checkpoint_dir={tmp_path / 'ck'}"], cwd=REPO_ROOT,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "# Loss comparison on digits" in out.stdout
+    noisy = [line for line in (out.stdout + out.stderr).splitlines()
+             if any(n in line for n in NOISE)]
+    assert not noisy, noisy
+
+
 def test_help_of_compare_and_tune_imports_no_tensorflow():
     for module in ("training.compare", "training.tune"):
         code = (f"import runpy, sys; sys.argv = ['{module}', '--help']\n"
