@@ -150,7 +150,6 @@ def exit_if_help(help_text: Callable[[list[str]], str], argv: list[str] | None =
         sys.exit(EXIT_OK)
 
 
-
 def exit_if_unreachable() -> None:
     """For `python -m` entry points that train: a tracking server (`MLFLOW_TRACKING_URI`)
     that does not answer ends the command here, with exit 2 and one line, before TensorFlow's
