@@ -9,8 +9,8 @@ import keras
 import numpy as np
 
 from losses import ProxyHead
-from training.long_tail_metrics import posthoc_balanced_accuracy, shot_group_accuracies
 from training.metrics import classification_metrics, retrieval_metrics
+from training.metrics.long_tail import posthoc_balanced_accuracy, shot_group_accuracies
 
 # Large batches: evaluation has no gradients, so memory per example is small.
 EVAL_BATCH = 1024
@@ -49,7 +49,7 @@ def classification_scores(model, loss_fn, x, y, num_classes: int, train_counts=N
 
     With `train_counts` (training images per class), the long-tail metrics are added:
     post-hoc logit-adjusted balanced accuracy and the many/medium/few-shot group accuracies
-    (`training.long_tail_metrics`).
+    (`training.metrics.long_tail`).
 
     The loss is the run's own loss object (e.g. class-weighted), so val/loss is comparable with
     train/loss; `fit(class_weight=...)` would weight only training. Like Keras's train/loss it

@@ -1,4 +1,4 @@
-"""Metrics against slow explicit loops and hand-computed cases."""
+"""Retrieval scores against a slow explicit loop and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from training import metrics
-from training.metrics import (
-    calibration_bins,
-    classification_metrics,
-    expected_calibration_error,
-    retrieval_metrics,
-)
+from training.metrics import retrieval, retrieval_metrics
 
 # --- slow references: one query / one bin / one class at a time ----------------------------
 
@@ -50,39 +44,6 @@ def retrieval_reference(embeddings, labels, k=5):
         "r_precision": rp / queries,
         "map_at_r": mapr / queries,
     }
-
-
-def ece_reference(probs, labels, bins=15):
-    n = len(labels)
-    total = 0.0
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        members = [
-            i for i in range(n) if lo < max(probs[i]) <= hi or (b == 0 and max(probs[i]) == 0)
-        ]
-        if not members:
-            continue
-        acc = np.mean([int(np.argmax(probs[i]) == labels[i]) for i in members])
-        conf = np.mean([max(probs[i]) for i in members])
-        total += len(members) / n * abs(acc - conf)
-    return total
-
-
-def calibration_bins_reference(probs, labels, bins=15):
-    """Bin b holds b/bins < c <= (b+1)/bins (c = 0 in bin 0): one example at a time."""
-    confidence, accuracy, count = np.full(bins, np.nan), np.full(bins, np.nan), np.zeros(bins)
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        members = []
-        for i in range(len(labels)):
-            c = max(probs[i])
-            if lo < c <= hi or (b == 0 and c == 0):
-                members.append(i)
-        count[b] = len(members)
-        if members:
-            confidence[b] = np.mean([max(probs[i]) for i in members])
-            accuracy[b] = np.mean([int(np.argmax(probs[i]) == labels[i]) for i in members])
-    return confidence, accuracy, count
 
 
 def clustered(n, dim, classes, seed, spread=1.0):
@@ -212,7 +173,7 @@ def test_retrieval_does_not_depend_on_the_cut(monkeypatch):
     # survivor) force the second and then the whole-row cut; one at +inf keeps everything.
     x, y = grid(n=400, dim=4, classes=20, seed=7)
     want = retrieval_reference(x, y, k=5)
-    real = metrics._cut_bounds
+    real = retrieval._cut_bounds
     for pick in ("too low", "second too low", "inf"):
 
         def cut(queries, items_t, q, need, pick=pick):
@@ -224,7 +185,7 @@ def test_retrieval_does_not_depend_on_the_cut(monkeypatch):
                 return [low, low, whole]
             return [whole]
 
-        monkeypatch.setattr(metrics, "_cut_bounds", cut)
+        monkeypatch.setattr(retrieval, "_cut_bounds", cut)
         for dtype in (np.float32, np.float64):
             got = retrieval_metrics(x.astype(dtype), y, k=5, chunk_size=50)
             assert got == pytest.approx(want, abs=1e-12), (pick, dtype)
@@ -237,7 +198,7 @@ def test_order_keys_sort_like_the_floats(dtype):
         [-np.inf, -info.max, -1.5, -info.tiny, -info.smallest_subnormal, -0.0, 0.0,
          info.smallest_subnormal, info.tiny, 1.0, 1.0, 2.5, info.max, np.inf], dtype=dtype,
     )
-    keys = metrics._order_keys(values)
+    keys = retrieval._order_keys(values)
     assert keys.dtype == (np.uint32 if dtype == np.float32 else np.uint64)
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -246,23 +207,7 @@ def test_order_keys_sort_like_the_floats(dtype):
         ka, kb = keys[perm][:-1], keys[perm][1:]
         np.testing.assert_array_equal(ka < kb, a < b)
         np.testing.assert_array_equal(ka == kb, a == b)  # −0.0 == +0.0
-    np.testing.assert_array_equal(metrics._order_values(keys[values != 0]), values[values != 0])
-
-
-@pytest.mark.parametrize("spread", [2**8, 2**30])  # narrow keys: 2 passes; wide: 3 passes
-@pytest.mark.parametrize("rows", [1, 7, 300])
-def test_segmented_order_is_a_stable_sort_within_runs(spread, rows):
-    rng = np.random.default_rng(rows)
-    lengths = rng.integers(0, 40, size=rows)
-    run = np.repeat(np.arange(rows), lengths)
-    keys = (2**31 + rng.integers(0, spread, size=run.size)).astype(np.uint32)
-    keys[::3] = keys[0]  # many ties
-    order = metrics._segmented_order(keys, run)
-    np.testing.assert_array_equal(order, np.lexsort((np.arange(run.size), keys, run)))
-    wide = keys.astype(np.uint64) << np.uint64(20)  # float64 keys: 4 digits
-    np.testing.assert_array_equal(
-        metrics._segmented_order(wide, run), np.lexsort((np.arange(run.size), wide, run))
-    )
+    np.testing.assert_array_equal(retrieval._order_values(keys[values != 0]), values[values != 0])
 
 
 @pytest.mark.slow
@@ -273,147 +218,19 @@ def test_retrieval_at_scale_runs_in_bounded_memory():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, dim)).astype(np.float32)
     y = rng.integers(0, 1000, size=n)  # ~40 per class: R_max ≈ 60
+    retrieval_metrics(x[:500], y[:500])  # loads the compiled kernels: not the call's memory
     tracemalloc.start()
     try:
         got = retrieval_metrics(x, y, chunk_size=chunk)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # A 40k × 40k float32 matrix would be 6.4 GB; the blocked version holds chunk queries'
-    # distances and cut mask (5 bytes per entry) plus their survivors (~2·R each).
-    assert peak < 8 * chunk * n + 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    # A 40k × 40k float32 matrix would be 6.4 GB, and a block row of chunk queries' distances
+    # and cut mask 100 MiB. What may be held: the augmented items (D+1, N) float32 and their
+    # transposed copy, and per thread one 1 MiB tile plus its block's survivors (~2·R + 64
+    # per query, 8 bytes each, ~0.3 MiB here).
+    items = n * (dim + 1) * 4
+    assert peak < 2 * items + 16 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert 0.0 <= got["precision_at_1"] < 0.05  # random embeddings: chance is ~1/1000
 
 
-# --- calibration ------------------------------------------------------------------------------
-
-
-def test_calibration_bins_put_an_edge_in_the_lower_bin():
-    probs = np.array([
-        [0.0, 0.0, 0.0, 0.0],  # confidence 0: first bin
-        [0.25, 0.25, 0.25, 0.25],  # on the edge 1/4: bin 0, not bin 1
-        [0.3, 0.3, 0.2, 0.2],
-        [0.5, 0.5, 0.0, 0.0],  # on the edge 1/2: bin 1
-        [0.75, 0.25, 0.0, 0.0],  # on the edge 3/4: bin 2
-        [1.0, 0.0, 0.0, 0.0],  # confidence 1: last bin
-    ])
-    labels = np.array([0, 1, 0, 0, 0, 1])  # top-1 (the first maximum) right: rows 0, 2, 3, 4
-    confidence, accuracy, count = calibration_bins(probs, labels, bins=4)
-    assert count.tolist() == [2, 2, 1, 1]
-    np.testing.assert_allclose(confidence, [0.125, 0.4, 0.75, 1.0])
-    np.testing.assert_allclose(accuracy, [0.5, 1.0, 1.0, 0.0])
-
-
-def test_calibration_bins_every_edge_of_fifteen():
-    # Confidence exactly k/15 goes to bin k - 1, one ulp above it to bin k (ceil(c·15) puts
-    # nextafter(11/15) in bin 10: the product rounds down to 11).
-    edges = np.arange(1, 16) / 15
-    above = np.nextafter(edges[:-1], 2.0)
-    confidences = np.concatenate([edges, above])
-    probs = np.stack([np.r_[c, np.full(15, (1 - c) / 15)] for c in confidences])  # max = c
-    _, _, count = calibration_bins(probs, np.zeros(len(probs), dtype=int))
-    expected = np.bincount(np.r_[np.arange(15), np.arange(1, 15)], minlength=15)
-    assert count.tolist() == expected.tolist()
-
-
-def test_calibration_bins_empty_bins_are_nan():
-    confidence, accuracy, count = calibration_bins(np.array([[0.9, 0.1]]), np.array([0]), 5)
-    assert count.tolist() == [0, 0, 0, 0, 1]
-    assert np.isnan(confidence[:4]).all() and np.isnan(accuracy[:4]).all()
-    assert (confidence[4], accuracy[4]) == (0.9, 1.0)
-    with pytest.raises(ValueError, match="bins must be an integer >= 1"):
-        calibration_bins(np.array([[0.9, 0.1]]), np.array([0]), 0)
-
-
-@pytest.mark.parametrize("bins", [1, 10, 15])
-def test_calibration_bins_match_loop_reference(bins):
-    rng = np.random.default_rng(bins)
-    probs = rng.dirichlet(np.ones(5) * 0.5, size=400)
-    probs[:bins] = 0.0
-    probs[:bins, 0] = np.arange(1, bins + 1) / bins  # every edge, exactly
-    probs[bins] = 0.0  # confidence 0
-    labels = rng.integers(0, 5, size=400)
-    got = calibration_bins(probs, labels, bins)
-    want = calibration_bins_reference(probs, labels, bins)
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(g, w, rtol=1e-12)
-    assert got[2].dtype == np.int64 and got[2].sum() == 400
-
-
-def test_ece_hand_computed():
-    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
-    labels = np.array([0, 1, 1])  # correct, wrong, correct
-    # 15 bins: confidences 0.9, 0.6, 0.7 fall in three different bins.
-    assert expected_calibration_error(probs, labels) == pytest.approx((0.1 + 0.6 + 0.3) / 3)
-    # One bin: |accuracy 2/3 - mean confidence 2.2/3|.
-    assert expected_calibration_error(probs, labels, bins=1) == pytest.approx(0.2 / 3)
-
-
-def test_ece_perfectly_confident_and_right_is_zero():
-    probs = np.eye(4)[[0, 1, 2, 3, 1]]
-    assert expected_calibration_error(probs, np.array([0, 1, 2, 3, 1])) == 0.0
-
-
-@pytest.mark.parametrize("bins", [1, 10, 15])
-def test_ece_matches_loop_reference(bins):
-    rng = np.random.default_rng(bins)
-    logits = rng.normal(size=(500, 6)) * 2
-    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    probs[:5] = np.eye(6)[:5]  # confidence exactly 1.0 and bin edges
-    probs[5] = [0.2, 0.2, 0.2, 0.2, 0.2, 0.0]
-    labels = rng.integers(0, 6, size=500)
-    got = expected_calibration_error(probs, labels, bins=bins)
-    assert got == pytest.approx(ece_reference(probs, labels, bins), abs=1e-12)
-
-
-# --- classification ---------------------------------------------------------------------------
-
-
-def classification_reference(probs, labels, num_classes):
-    pred = [int(np.argmax(p)) for p in probs]
-    recall, f1 = [], []
-    for c in range(num_classes):
-        tp = sum(1 for t, p in zip(labels, pred, strict=True) if t == c and p == c)
-        fn = sum(1 for t, p in zip(labels, pred, strict=True) if t == c and p != c)
-        fp = sum(1 for t, p in zip(labels, pred, strict=True) if t != c and p == c)
-        recall.append(tp / (tp + fn) if tp + fn else float("nan"))
-        f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    present = [r for r in recall if not np.isnan(r)]
-    return {
-        "accuracy": sum(t == p for t, p in zip(labels, pred, strict=True)) / len(labels),
-        "balanced_accuracy": sum(present) / len(present),
-        "macro_f1": sum(f1) / num_classes,
-        "recall_per_class": recall,
-    }
-
-
-def test_classification_hand_computed():
-    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
-    labels = np.array([0, 1, 1, 2])  # predictions 0, 1, 0, 2
-    got = classification_metrics(probs, labels, 3)
-    assert got["accuracy"] == pytest.approx(3 / 4)
-    np.testing.assert_allclose(got["recall_per_class"], [1.0, 0.5, 1.0])
-    assert got["balanced_accuracy"] == pytest.approx(2.5 / 3)
-    # F1: class 0 = 2·1/(2+1+0) = 2/3, class 1 = 2/(2+0+1) = 2/3, class 2 = 1.
-    assert got["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
-    assert got["ece"] == pytest.approx(expected_calibration_error(probs, labels))
-
-
-def test_classification_matches_loop_reference_with_an_absent_class():
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(300, 5))
-    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    labels = rng.integers(0, 4, size=300)  # class 4 never occurs, but is predicted
-    got = classification_metrics(probs, labels, 5)
-    ref = classification_reference(probs, labels, 5)
-    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
-        assert got[key] == pytest.approx(ref[key], abs=1e-12), key
-    np.testing.assert_allclose(got["recall_per_class"], ref["recall_per_class"])
-    assert np.isnan(got["recall_per_class"][4])
-
-
-def test_classification_rejects_bad_inputs():
-    with pytest.raises(ValueError, match="probs have 3 columns but num_classes=4"):
-        classification_metrics(np.full((2, 3), 1 / 3), np.array([0, 1]), 4)
-    with pytest.raises(ValueError, match="labels must be integers in \\[0, 3\\)"):
-        classification_metrics(np.full((2, 3), 1 / 3), np.array([0, 3]), 3)
