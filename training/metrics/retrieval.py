@@ -22,8 +22,9 @@ from training.metrics import retrieval_kernels
 # the row anyway.
 _DENSE_SHARE = 0.25
 # Distances are made and cut one tile (a block's rows × some columns) at a time, so the cut
-# reads the tile from the core's L2 cache: on a whole block row, which spills to memory,
-# the matmul and the cut both run ~1.5–2x slower.
+# reads the tile from cache and no block-sized buffer is held: a whole block row spills to
+# memory, and the matmul writing it ran 1.45 ns an entry against 1.22 for 1 MiB tiles
+# (512 queries, D = 64, one core).
 _TILE_BYTES = 1 << 20
 # Survivors of one block (8 bytes each) wait for their sort; rows that keep many columns
 # (R near N/4, or whole rows) get smaller blocks.
@@ -69,7 +70,7 @@ def retrieval_metrics(embeddings, labels, *, k: int = 5, chunk_size: int = 1024)
 
     Cost: the O(N²·D) matmul plus O(N·m) for the survivors, on all CPUs (blocks of
     ceil(chunk_size / CPUs) queries, one per thread, BLAS single-threaded inside).
-    Memory per thread: one tile (512 KiB of distances and its mask) and the block's
+    Memory per thread: one tile (1 MiB of distances) and the block's
     survivors (8 bytes each, ~1.2·m to 2·m per query, N − 1 when rows are sorted whole;
     at most 64 MiB, by shrinking the block). Measured: see benchmarks/retrieval.py
     (`make bench`), which runs it against scikit-learn at N = 16k and 70k.
@@ -102,8 +103,10 @@ def retrieval_metrics(embeddings, labels, *, k: int = 5, chunk_size: int = 1024)
     # ‖q − x‖² = ‖q‖² + (‖x‖² − 2 q·x). ‖q‖² is constant along a query's row, so ranking
     # needs only the bracket, which one matmul of augmented vectors gives with no extra
     # pass over the tile: [x, ‖x‖²] · [−2q, 1].
-    items = np.concatenate([x, np.einsum("ij,ij->i", x, x)[:, None]], axis=1)  # (N, D+1)
-    setup = _Retrieval(x, np.ascontiguousarray(items.T), inverse, r_all, need, k)
+    items_t = np.empty((x.shape[1] + 1, n), x.dtype)  # (D+1, N)
+    items_t[:-1] = x.T
+    items_t[-1] = np.einsum("ij,ij->i", x, x)
+    setup = _Retrieval(x, items_t, inverse, r_all, need, k)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = max(1, min(cpus or 1, chunk_size, queries.size // 64))
     blocks = _blocks(queries, need[queries], n, -(-chunk_size // workers))
@@ -156,16 +159,21 @@ class _Retrieval:
             self.local.buf = buf
         return buf
 
+    def augmented(self, q: np.ndarray) -> np.ndarray:
+        """(B, D+1) [−2q, 1] of the queries ``q``: times the items, the bracket."""
+        return np.concatenate([-2.0 * self.x[q], np.ones((q.size, 1), self.x.dtype)], axis=1)
+
+    def bounds(self, queries, q, need) -> list:
+        """The cuts each row tries in turn (`_cut_bounds`); [+inf] when a row is sorted
+        whole."""
+        if need.max() > _DENSE_SHARE * self.items_t.shape[1]:
+            return [np.full(q.size, np.inf, self.x.dtype)]
+        return _cut_bounds(queries, self.items_t, q, need)
+
     def block_scores(self, q: np.ndarray) -> np.ndarray:
         """Sums over the queries ``q`` (B,) of P@1, recall@k, R-precision and AP@R."""
-        b, n = q.size, self.items_t.shape[1]
-        queries = np.concatenate([-2.0 * self.x[q], np.ones((b, 1), self.x.dtype)], axis=1)
-        need = self.need[q]
-        if need.max() > _DENSE_SHARE * n:
-            bounds = [np.full(b, np.inf, self.x.dtype)]
-        else:
-            bounds = _cut_bounds(queries, self.items_t, q, need)
-        return self.cut_scores(queries, q, need, bounds)
+        queries, need = self.augmented(q), self.need[q]
+        return self.cut_scores(queries, q, need, self.bounds(queries, q, need))
 
     def cut_scores(self, queries, q, need, bounds) -> np.ndarray:
         """Scores of the rows ``q`` cut at ``bounds[0]``.
@@ -173,8 +181,8 @@ class _Retrieval:
         1. Survivors: each row keeps its columns at or below its bound, tile by tile as
            the matmul makes them (`packed_survivors`, `survivors_float64`).
         2. A row that keeps fewer than its m columns is left out of the scores here and
-           cut again at a looser bound (``bounds[1:]``, the last +inf: the whole row), so the bounds
-           affect the time only, never the result.
+           cut again at a looser bound (``bounds[1:]``, the last +inf: the whole row), so
+           the bounds affect the time only, never the result.
         3. The survivors are sorted by (row, distance, column), so ties go to the lower
            index, and the first m of each row are scored (`retrieval_kernels`).
         """

@@ -1,12 +1,13 @@
 """Compiled loops of `training.metrics.retrieval`: the cut of a tile and the scores of
 ranked rows.
 
-Hand-written with Numba because NumPy has no fused form of either: the cut as NumPy's
-compare + flatnonzero + gather + pack costs ~30 ns per survivor (flatnonzero alone ~21 ns,
-its branch per kept entry), against ~9 ns here in one pass over the tile; the scores as
-NumPy array passes cost ~15 ns per ranked entry, against ~1 ns here. Both release the GIL
-(``nogil``), so the thread pool of `retrieval_metrics` runs them on all cores; ``cache``
-keeps the machine code on disk after the first call (~2 s to compile).
+Hand-written with Numba because NumPy has no fused form of either. On one core, for the
+16k × 16k case of benchmarks/retrieval.py (100 classes, ~300 survivors a row): the cut as
+NumPy's compare + flatnonzero (~21 ns per survivor, a branch per kept entry) + gather +
+pack took 0.19 s, this one pass over each tile 0.13 s; the scores as NumPy array passes
+0.07 s, these loops 0.015 s. Both release the GIL (``nogil``), so the thread pool of
+`retrieval_metrics` runs them on all cores; ``cache`` keeps the machine code on disk after
+the first call (~2 s to compile, ~0.15 s to load in a new process).
 """
 
 from __future__ import annotations

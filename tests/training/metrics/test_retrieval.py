@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from training.metrics import retrieval, retrieval_metrics
+from training.metrics import retrieval, retrieval_kernels, retrieval_metrics
 
 # --- slow references: one query / one bin / one class at a time ----------------------------
 
@@ -170,11 +170,13 @@ def test_retrieval_few_or_many_classes_matches_reference(classes):
 
 def test_retrieval_does_not_depend_on_the_cut(monkeypatch):
     # The sampled cuts only decide how many columns survive. Cuts far too low (−inf: no
-    # survivor) force the second and then the whole-row cut; one at +inf keeps everything.
+    # survivor) force the second and then the whole-row cut; one at +inf keeps everything;
+    # one at the largest float keeps everything too, more than the survivor buffer was
+    # sized for (2·m + 64 a row), so every tile grows it and is cut again.
     x, y = grid(n=400, dim=4, classes=20, seed=7)
     want = retrieval_reference(x, y, k=5)
     real = retrieval._cut_bounds
-    for pick in ("too low", "second too low", "inf"):
+    for pick in ("too low", "second too low", "inf", "too high"):
 
         def cut(queries, items_t, q, need, pick=pick):
             first, second, whole = real(queries, items_t, q, need)
@@ -183,6 +185,8 @@ def test_retrieval_does_not_depend_on_the_cut(monkeypatch):
                 return [low, second, whole]
             if pick == "second too low":
                 return [low, low, whole]
+            if pick == "too high":
+                return [np.full_like(first, np.finfo(queries.dtype).max), whole]
             return [whole]
 
         monkeypatch.setattr(retrieval, "_cut_bounds", cut)
@@ -226,11 +230,67 @@ def test_retrieval_at_scale_runs_in_bounded_memory():
     finally:
         tracemalloc.stop()
     # A 40k × 40k float32 matrix would be 6.4 GB, and a block row of chunk queries' distances
-    # and cut mask 100 MiB. What may be held: the augmented items (D+1, N) float32 and their
-    # transposed copy, and per thread one 1 MiB tile plus its block's survivors (~2·R + 64
-    # per query, 8 bytes each, ~0.3 MiB here).
+    # and cut mask 100 MiB. What may be held: the augmented items (D+1, N) float32 (10 MiB),
+    # and per thread one 1 MiB tile plus its block's survivors (~340 per query here, 8 bytes
+    # each: ~0.7 MiB).
     items = n * (dim + 1) * 4
-    assert peak < 2 * items + 16 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    assert peak < items + 16 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert 0.0 <= got["precision_at_1"] < 0.05  # random embeddings: chance is ~1/1000
 
 
+
+
+# --- the compiled kernels, against explicit loops ---------------------------------------------
+
+
+def test_cut_tile_keeps_what_a_loop_keeps_and_packs_row_distance_column():
+    rng = np.random.default_rng(3)
+    tile = rng.normal(size=(6, 40)).astype(np.float32)
+    tile[1, 5], tile[1, 6], tile[2, 7] = -0.0, 0.0, 0.0  # signed zeros rank together
+    bound = np.array([0.0, 0.0, -0.5, np.inf, -np.inf, 1.0], np.float32)
+    c0, bits, own = 100, 8, np.array([103, 0, 139, 140, 100, 120])  # own column: never kept
+    out, kept = np.zeros(240, np.uint64), np.zeros(6, np.int64)
+    original = tile.copy()
+    end = retrieval_kernels.cut_tile(tile, tile.view(np.uint32), bound, own, c0, bits, out, 0, kept)
+    want = []  # (row, distance, column) in the kernel's order: row-major
+    for i in range(6):
+        for j in range(40):
+            if c0 + j != own[i] and original[i, j] <= bound[i]:
+                want.append((i, float(original[i, j]), c0 + j))
+    assert end == len(want) and kept.tolist() == [sum(w[0] == i for w in want) for i in range(6)]
+    packed = out[:end]
+    assert ((packed >> np.uint64(32 + bits)).astype(int) == [w[0] for w in want]).all()
+    assert ((packed & np.uint64(2**bits - 1)).astype(int) == [w[2] % 2**bits for w in want]).all()
+    keys = (packed >> np.uint64(bits)) & np.uint64(2**32 - 1)
+    distances = np.array([w[1] for w in want], np.float32)
+    np.testing.assert_array_equal(keys.astype(np.uint32), retrieval._order_keys(distances))
+    # The packed order is the ranking: by row, distance, column.
+    ranked = sorted(range(end), key=lambda t: (want[t][0], want[t][1], want[t][2]))
+    np.testing.assert_array_equal(np.argsort(packed, kind="stable"), ranked)
+
+
+def test_cut_tile_past_the_buffer_writes_nothing_and_says_how_many():
+    tile = np.zeros((3, 10), np.float32)
+    out, kept = np.zeros(4, np.uint64), np.zeros(3, np.int64)
+    bound, own = np.zeros(3, np.float32), np.full(3, -1)
+    end = retrieval_kernels.cut_tile(tile, tile.view(np.uint32), bound, own, 0, 4, out, 2, kept)
+    assert end == 2 + 30 and kept.tolist() == [10, 10, 10]
+    assert out[:2].tolist() == [0, 0] and (out[2:] != 0).all()  # filled up to its size only
+
+
+def test_ranked_scores_match_a_loop():
+    rng = np.random.default_rng(5)
+    inverse = rng.integers(0, 4, size=50)
+    cols = rng.integers(0, 50, size=200)
+    need = np.array([1, 7, 12, 30])
+    starts = np.array([0, 10, 40, 100])
+    labels, r, k = np.array([0, 1, 2, 3]), np.array([1, 3, 12, 20]), 5
+    got = retrieval_kernels.ranked_scores(cols, starts, need, labels, r, inverse, k)
+    want = np.zeros(4)
+    for i in range(4):
+        rel = [inverse[cols[starts[i] + t]] == labels[i] for t in range(need[i])]
+        want[0] += rel[0]
+        want[1] += any(rel[:k])
+        want[2] += sum(rel[: r[i]]) / r[i]
+        want[3] += sum(sum(rel[: t + 1]) / (t + 1) for t in range(r[i]) if rel[t]) / r[i]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
