@@ -13,7 +13,7 @@ from losses import catalog
 from training.compare import child_configs, parse_settings
 from training.compare import main as compare_main
 from training.help import compare_help, loss_table, train_help
-from training.study.compare import default_variants
+from training.study.compare_settings import default_variants
 from training.train import train
 
 
