@@ -201,7 +201,8 @@ class _Retrieval:
         done = np.flatnonzero(~short)
         labels = self.inverse[q[done]]
         total = retrieval_kernels.ranked_scores(
-            cols, starts[done], need[done], labels, self.r_all[q[done]], self.inverse, self.k
+            cols, starts[done], kept[done], need[done], labels, self.r_all[q[done]],
+            self.inverse, self.k,
         )
         if short.any():
             redo = [bound[short] for bound in bounds[1:]]

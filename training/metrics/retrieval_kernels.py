@@ -68,20 +68,22 @@ def cut_tile(tile, bits, bound, own, c0, column_bits, out, end, kept):
 
 
 @numba.njit(nogil=True, cache=True)
-def ranked_scores(cols, starts, need, labels, r, inverse, k):
+def ranked_scores(cols, starts, kept, need, labels, r, inverse, k):
     """Sums of P@1, recall@k, R-precision and AP@R over rows of ranked columns.
 
     Args:
         cols: ranked columns, row after row, nearest first.
-        starts, need, labels, r: (rows,) where each row starts in ``cols``, its m (the
-            entries it ranks), its class id and its R.
+        starts, kept, need, labels, r: (rows,) where each row starts in ``cols``, how many
+            columns it has there, its m (the entries it ranks; fewer when it has fewer: a
+            column at a NaN distance is never kept, so never retrieved), its class id and
+            its R.
         inverse: (N,) class id of every column; k: cut-off of recall@k.
     """
     p1 = recall = r_precision = map_r = 0.0
     for i in range(need.size):
         start, label, positives = starts[i], labels[i], r[i]
         hits, precision_sum, found = 0, 0.0, False
-        for rank in range(need[i]):
+        for rank in range(min(need[i], kept[i])):
             if inverse[cols[start + rank]] == label:
                 if rank == 0:
                     p1 += 1.0

@@ -285,12 +285,37 @@ def test_ranked_scores_match_a_loop():
     need = np.array([1, 7, 12, 30])
     starts = np.array([0, 10, 40, 100])
     labels, r, k = np.array([0, 1, 2, 3]), np.array([1, 3, 12, 20]), 5
-    got = retrieval_kernels.ranked_scores(cols, starts, need, labels, r, inverse, k)
+    kept = np.array([10, 30, 5, 60])  # row 2 has fewer columns than it needs: ranks them
+    got = retrieval_kernels.ranked_scores(cols, starts, kept, need, labels, r, inverse, k)
     want = np.zeros(4)
     for i in range(4):
-        rel = [inverse[cols[starts[i] + t]] == labels[i] for t in range(need[i])]
+        rel = [inverse[cols[starts[i] + t]] == labels[i] for t in range(min(need[i], kept[i]))]
         want[0] += rel[0]
         want[1] += any(rel[:k])
         want[2] += sum(rel[: r[i]]) / r[i]
-        want[3] += sum(sum(rel[: t + 1]) / (t + 1) for t in range(r[i]) if rel[t]) / r[i]
+        want[3] += sum(sum(rel[: t + 1]) / (t + 1) for t in range(len(rel[: r[i]])) if rel[t]) / r[i]
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_item_at_a_nan_distance_is_never_retrieved(dtype):
+    # Rows 0-2 are NaN (a diverged model): every distance to them is NaN. They are never
+    # retrieved, and as queries retrieve nothing (score 0); the others rank the finite rest.
+    x, y = clustered(n=50, dim=4, classes=5, seed=0)
+    x[:3] = np.nan
+    n, k = len(y), 5
+    p1 = rk = rp = mapr = 0.0
+    for i in range(n):
+        r = int((y == y[i]).sum()) - 1
+        finite = [j for j in range(n) if j != i and np.isfinite(x[i]).all() and np.isfinite(x[j]).all()]
+        ranked = [j for _, j in sorted((float(np.sum((x[i] - x[j]) ** 2)), j) for j in finite)]
+        rel = [y[j] == y[i] for j in ranked[: max(r, k)]]
+        p1 += bool(rel) and rel[0]
+        rk += any(rel[:k])
+        rp += sum(rel[:r]) / r
+        mapr += sum(sum(rel[: t + 1]) / (t + 1) for t in range(len(rel[:r])) if rel[t]) / r
+    want = {"precision_at_1": p1 / n, "recall_at_5": rk / n, "r_precision": rp / n,
+            "map_at_r": mapr / n}
+    assert retrieval_metrics(x.astype(dtype), y) == pytest.approx(want, abs=1e-12)
+    x[:] = np.nan
+    assert set(retrieval_metrics(x.astype(dtype), y).values()) == {0.0}
