@@ -265,8 +265,8 @@ def _cut_bounds(queries, items_t, q, need):
     again at j = e + 6√e + 6 (~1e-8), then kept whole. The first cut keeps about
     (N/S)·j = m + 2√(N·m/S) + N/S columns: a larger sample keeps fewer but costs its own
     matmul and sort, ~3 ns per sampled column against ~30 ns per survivor. S minimises
-    the sum (S ≈ 800 at m = 160 of N = 16k, e ≈ 8; ≈ 470 at m = 5, e ≈ 0.15; ≈ 3,800 at
-    m = 7,000 of 70k, e ≈ 380).
+    the sum, over sizes a quarter-octave apart (S = 724 at m = 160 of N = 16k, e ≈ 7; 512
+    at m = 5, e ≈ 0.16; 4,096 at m = 7,000 of 70k, e ≈ 410).
     """
     n = items_t.shape[1]
     m = int(need.max())
