@@ -127,7 +127,7 @@ def _blocks(queries, need, n, rows):
     """Consecutive runs of ``queries`` (need non-decreasing along them) of at most ``rows``
     queries, fewer where their survivors (estimated 2·m + 64 a row, N for whole rows) would
     pass _BLOCK_SURVIVORS or their row ids the bits that the sort keys leave them."""
-    estimate = np.where(need > _DENSE_SHARE * n, n, np.minimum(n, 2 * need + 64))
+    estimate = _survivor_estimate(need, n)
     rows = min(rows, 1 << (32 - _column_bits(n)))
     blocks, start = [], 0
     while start < queries.size:
@@ -136,6 +136,12 @@ def _blocks(queries, need, n, rows):
         blocks.append(queries[start : start + size])
         start += size
     return blocks
+
+
+def _survivor_estimate(need, n: int):
+    """Survivors expected of rows needing ``need`` of ``n`` columns at the first cut: about
+    2·m + 64 (`_cut_bounds`), all n for rows sorted whole."""
+    return np.where(need > _DENSE_SHARE * n, n, np.minimum(n, 2 * need + 64))
 
 
 def _column_bits(n: int) -> int:
@@ -226,8 +232,8 @@ class _Retrieval:
         ``q`` at or below ``bound`` (`retrieval_kernels.cut_tile`), and (B,) their count
         per row."""
         n = self.items_t.shape[1]
-        estimate = n if np.isinf(bound).any() else 2 * int(self.need[q].max()) + 64
-        out = np.empty(q.size * min(n, estimate), np.uint64)
+        estimate = n if np.isinf(bound).any() else int(_survivor_estimate(self.need[q], n).max())
+        out = np.empty(q.size * estimate, np.uint64)
         kept = np.zeros(q.size, np.int64)
         end = 0
         for c0, tile in self.tiles(queries):
