@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from dataclasses import dataclass, field, fields
 
@@ -27,7 +28,10 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "true", "false")
 STRATEGIES = ("none", "mirrored", "multi_worker")
 # Training-time augmentation policies of models.augment.POLICIES, plus "auto" = per task.
-AUGMENTS = ("auto", "none", "light", "strong")
+# crop_flip and resized_crop run in tf.data (training.data.augment), outside the logged model.
+AUGMENTS = ("auto", "none", "light", "strong", "crop_flip", "resized_crop")
+# Where decoded, resized images live between epochs (training.data.cache).
+CACHES = ("auto", "memory", "disk", "none")
 AUTO_AUGMENT = {"classification": "none", "retrieval": "strong"}
 # Classification head: "auto" = what the loss's entry asks for (LDAM: cosine), else dense.
 HEADS = ("auto", "dense", "cosine")
@@ -51,8 +55,18 @@ class Config:
     loss: str = _f("ce", "a registered loss name, or module:Class of your own keras Loss")
     loss_args: dict = _f({}, "the chosen loss's arguments (given as key=value or loss.key=value)")
     plugins: str | None = _f(None, "comma-separated modules to import first (they register losses)")
-    dataset: str = _f("digits", "digits | idx:PATH (MNIST-format IDX folder) | a TFDS name")
+    dataset: str = _f("digits", "a data source: digits | idx:PATH | folder:PATH | list:TRAIN[,TEST] | a protocol | a TFDS name | module:function")
     data_dir: str | None = _f(None, "TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    data_root: str | None = _f(None, "list: sources: the folder the listed image paths are relative to")
+    image_size: int | None = _f(None, "model input size (square); none = the dataset's size when fixed, else 224")
+    cache: str = _f("auto", "decoded, resized images: auto (memory within cache_budget, else disk) | memory | disk | none", CACHES)
+    cache_budget: float = _f(0.25, "cache=auto: share of RAM the in-memory cache may use")
+    skip_bad_images: bool = _f(False, "skip unreadable images (counted and logged) instead of stopping")
+    model: str = _f("small_cnn", "a registered model (--help lists them) or module:function of your own")
+    pretrained: str = _f("none", "backbone weights: none | imagenet | PATH (.weights.h5 or .keras)")
+    freeze_bn: bool = _f(False, "BatchNorm keeps its (pretrained) statistics")
+    head_lr_mult: float = _f(1.0, "learning-rate multiple of the head and proxies over the backbone")
+    warmup_epochs: int = _f(0, "epochs that train only the head (backbone frozen) before everything")
     # --- optimisation --------------------------------------------------------------------
     epochs: int = _f(15, "training epochs")
     batch_size: int = _f(64, "batch size; retrieval: P×K with K = samples_per_class")
@@ -60,6 +74,7 @@ class Config:
     lr_schedule: str = _f("cosine", "learning-rate schedule (cosine decays to 1 % of the peak)", SCHEDULES)
     optimizer: str = _f("adam", "optimiser (adamw: weight decay 1e-4; sgd: Nesterov 0.9)", OPTIMIZERS)
     l2: float = _f(0.0, "ridge penalty λ‖w‖² on every kernel")
+    weight_decay: float | None = _f(None, "decoupled weight decay of the optimiser; none = adamw 1e-4, else 0")
     seed: int = _f(0, "seed of split, initial weights, batch order and augmentation")
     val_fraction: float = _f(0.1, "stratified share of train held out for validation")
     imbalance: float = _f(1.0, "long-tail ratio IR of the training split; 1 = as shipped")
@@ -287,8 +302,17 @@ def _validate_loss(c: Config):
     return spec
 
 
+def _check_finite(config: Config) -> None:
+    """Every float field is a finite number: `learning_rate=1e309` parses as inf."""
+    for f in fields(Config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{f.name}={value!r} is not a finite number")
+
+
 def _validate(c: Config) -> None:
     _check_types(c)
+    _check_finite(c)
     spec = _validate_loss(c)
     for f in fields(Config):
         if f.metadata.get("choices"):
@@ -314,6 +338,14 @@ def _validate(c: Config) -> None:
     _range("landscape_points", c.landscape_points, c.landscape_points >= 3, "an integer >= 3")
     _range("landscape_examples", c.landscape_examples, c.landscape_examples >= 8, ">= 8")
     _range("landscape_radius", c.landscape_radius, c.landscape_radius > 0, "> 0")
+    _range("image_size", c.image_size, c.image_size is None or c.image_size >= 8,
+           "an integer >= 8, or none (the dataset's size)")
+    _range("cache_budget", c.cache_budget, 0 < c.cache_budget <= 1, "0 < cache_budget <= 1")
+    _range("head_lr_mult", c.head_lr_mult, c.head_lr_mult > 0, "> 0")
+    _range("warmup_epochs", c.warmup_epochs, 0 <= c.warmup_epochs < c.epochs,
+           f"an integer >= 0 and < epochs={c.epochs}")
+    _range("weight_decay", c.weight_decay, c.weight_decay is None or c.weight_decay >= 0,
+           ">= 0, or none (the optimiser's default)")
     if spec.task == "retrieval" and c.head == "cosine":
         raise ConfigError("head=cosine is a classification head; retrieval losses take "
                           "embeddings (head=auto)")
