@@ -18,9 +18,11 @@ import math
 import typing
 from dataclasses import dataclass, field, fields
 
+from training.data import catalog as data_catalog
 from training.errors import ConfigError
 from training.keyvalue import pairs
 from training.loss_catalog import catalog, import_plugins, loss_spec
+from training.model_catalog import check as check_model
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -30,6 +32,7 @@ STRATEGIES = ("none", "mirrored", "multi_worker")
 # Training-time augmentation policies of models.augment.POLICIES, plus "auto" = per task.
 # crop_flip and resized_crop run in tf.data (training.data.augment), outside the logged model.
 AUGMENTS = ("auto", "none", "light", "strong", "crop_flip", "resized_crop")
+PIPELINE_AUGMENTS = ("crop_flip", "resized_crop")
 # Where decoded, resized images live between epochs (training.data.cache).
 CACHES = ("auto", "memory", "disk", "none")
 AUTO_AUGMENT = {"classification": "none", "retrieval": "strong"}
@@ -123,9 +126,23 @@ class Config:
         """P of the P×K sampler."""
         return self.batch_size // self.samples_per_class
 
+    def _augment(self) -> str:
+        """`augment` with "auto" resolved: the protocol's (crop_flip, resized_crop), else per
+        task."""
+        if self.augment != "auto":
+            return self.augment
+        entry = data_catalog.protocol(self.dataset)
+        return entry.augment if entry is not None else AUTO_AUGMENT[self.task]
+
     def resolved_augment(self) -> str:
-        """The augmentation policy the model gets ("auto" resolved for the task)."""
-        return AUTO_AUGMENT[self.task] if self.augment == "auto" else self.augment
+        """The augmentation layers inside the model ("none" when tf.data augments)."""
+        policy = self._augment()
+        return "none" if policy in PIPELINE_AUGMENTS else policy
+
+    def pipeline_augment(self) -> str:
+        """The augmentation tf.data applies (crop_flip, resized_crop), else "none"."""
+        policy = self._augment()
+        return policy if policy in PIPELINE_AUGMENTS else "none"
 
     def resolved_head(self) -> str:
         """dense or cosine (classification); the loss's entry decides under "auto"."""
@@ -357,3 +374,4 @@ def _validate(c: Config) -> None:
                 f"K=samples_per_class={k} and P >= 2 classes; valid: a multiple of {k} "
                 f">= {2 * k}"
             )
+    check_model(c.model, c.pretrained, c.image_size)  # registry, weights, minimum input

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.data.images import ArrayImages
+from training.data.source import Source, check_labels
 from training.errors import DataError
 
 IMAGES_MAGIC = 0x00000803  # ubyte, 3 dims
@@ -124,3 +126,27 @@ def read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndar
             f"holds {len(labels)} labels; they must have the same count"
         )
     return images, labels
+
+
+def load_idx_folder(folder: str) -> Source:
+    """``idx:PATH``: train pair and/or t10k pair, kept as uint8 in RAM (÷255 in tf.data);
+    classes = distinct training labels. Without a train pair the t10k pair is the whole pool
+    (the caller holds out a test split)."""
+    pairs = find_idx_files(Path(folder).expanduser())
+    train_key = "train" if "train" in pairs else "test"
+    images, labels = read_pair(*pairs[train_key])
+    num_classes = len(np.unique(labels))
+    y_train = check_labels(labels, num_classes, f"idx:{folder} ({pairs[train_key][1].name})")
+    x_test = y_test = None
+    if train_key == "train" and "test" in pairs:
+        test_images, test_labels = read_pair(*pairs["test"])
+        if test_images.shape[1:] != images.shape[1:]:
+            raise DataError(
+                f"idx:{folder}: test images are {test_images.shape[1:]}, train images "
+                f"{images.shape[1:]}; both splits must have the same image size"
+            )
+        x_test = ArrayImages(test_images[..., None])
+        where = f"idx:{folder} ({pairs['test'][1].name})"
+        y_test = check_labels(test_labels, num_classes, where)
+    names = tuple(str(c) for c in range(num_classes))
+    return Source(ArrayImages(images[..., None]), y_train, x_test, y_test, names)

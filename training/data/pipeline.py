@@ -1,8 +1,12 @@
 """tf.data input pipelines: plain shuffled batches, and P×K batches for metric losses.
 
-Images arrive already scaled to [0, 1] (``Splits``), so the pipelines only batch, shuffle
-and prefetch. The P×K sampler draws its indices in NumPy (microseconds per batch) and
-gathers the images in TensorFlow, so it is far cheaper than a training step.
+The samplers draw index batches in NumPy from (seed, epoch) alone (microseconds per batch);
+tf.data then reads each batch's images from wherever the split keeps them
+(``training.data.images``: a gather from RAM, a pread from the disk cache, or a parallel
+decode of the files), applies the view (``transforms``: to float, resize, and the seeded
+crop/flip of ``augment=crop_flip|resized_crop``) and prefetches. Several batches are read
+in parallel (AUTOTUNE) and come out in order, so what a step sees is a function of
+(seed, epoch, index) only.
 """
 
 from __future__ import annotations
@@ -10,7 +14,37 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from training.data import transforms
+from training.data.images import Images, as_images
 from training.errors import DataError
+
+DECODE_PARALLEL = 16  # images of one batch decoded at once (tf.map_fn parallel_iterations)
+
+
+def batch_reader(images: Images, seed: int):
+    """(int64 (B,) indices, epoch) → float32 (B, S, S, C): the batch's training view."""
+    policy, size = images.view.policy, images.image_size
+    side, channels = images.stored, images.channels
+    augment = policy in transforms.PIPELINE_POLICIES
+
+    def load(indices):
+        if images.batched:
+            return images.load_batch(indices)
+        spec = tf.TensorSpec((side, side, channels), tf.uint8)
+        return tf.map_fn(images.load_one, indices, fn_output_signature=spec,
+                         parallel_iterations=DECODE_PARALLEL)
+
+    def read(indices, epoch):
+        raw = load(indices)
+        if not augment:
+            return transforms.test_view(raw, policy, size)
+        seeds = tf.map_fn(lambda i: transforms.element_seed(seed, epoch, i), indices,
+                          fn_output_signature=tf.TensorSpec((2,), tf.int64))
+        out = tf.TensorSpec((size, size, channels), tf.float32)
+        return tf.map_fn(lambda pair: transforms.train_view(pair[0], policy, size, pair[1]),
+                         (raw, seeds), fn_output_signature=out)
+
+    return read
 
 
 def classification_steps_per_epoch(y, batch_size: int) -> int:
@@ -29,7 +63,8 @@ def classification_dataset(
     uninterrupted run (the sampler "state" is just (seed, epoch)).
 
     Args:
-        x: float32 (N, H, W, C) in [0, 1]; y: int32 (N,).
+        x: the images (``training.data.images.Images``, or a float32 (N, H, W, C) array in
+            [0, 1]); y: int32 (N,).
         batch_size: images per batch; the last batch of an epoch may be smaller.
         seed: sampler seed.
         initial_epoch: first epoch (0-based) the dataset produces.
@@ -45,9 +80,7 @@ def classification_dataset(
     if len(x) != len(y):
         raise DataError(f"x has {len(x)} images but y has {len(y)} labels")
     n = len(y)
-    # Images stay one constant in memory (MNIST train: 188 MB float32); NumPy draws only the
-    # indices (microseconds per epoch) and tf.gather builds each batch.
-    images = tf.constant(np.asarray(x, np.float32))
+    read = batch_reader(as_images(x), seed)
     labels = tf.constant(np.asarray(y, np.int32))
 
     def index_batches():
@@ -62,7 +95,8 @@ def classification_dataset(
     spec = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((), tf.int64))
     ds = tf.data.Dataset.from_generator(index_batches, output_signature=spec)
     if reweight is None:
-        ds = ds.map(lambda i, e: (tf.gather(images, i), tf.gather(labels, i)))
+        ds = ds.map(lambda i, e: (read(i, e), tf.gather(labels, i)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     else:
         start_epoch, class_weights = reweight
         table = tf.constant(np.asarray(class_weights, np.float32))
@@ -70,9 +104,9 @@ def classification_dataset(
         def weighted(i, e):
             y_batch = tf.gather(labels, i)
             w = tf.where(e >= start_epoch, tf.gather(table, y_batch), tf.ones_like(i, tf.float32))
-            return tf.gather(images, i), y_batch, w
+            return read(i, e), y_batch, w
 
-        ds = ds.map(weighted)
+        ds = ds.map(weighted, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -132,7 +166,7 @@ def pk_dataset(x, y, *, p: int, k: int, seed: int, initial_epoch: int = 0) -> tf
     """Infinite P×K batches (pair with ``steps_per_epoch=pk_steps_per_epoch(y, p, k)``).
 
     Args:
-        x: float32 (N, H, W, C); y: int32 (N,).
+        x: the images (``Images`` or a float32 (N, H, W, C) array); y: int32 (N,).
         p: classes per batch; k: images per class (>= 2). Batch size = p*k.
         seed: sampler seed.
         initial_epoch: first sampler epoch to produce; resuming at epoch E with
@@ -146,15 +180,18 @@ def pk_dataset(x, y, *, p: int, k: int, seed: int, initial_epoch: int = 0) -> tf
     """
     y = np.asarray(y, dtype=np.int32)
     _check_pk(y, p, k)
-    images = tf.constant(np.asarray(x, np.float32))  # one copy, gathered per batch
+    read = batch_reader(as_images(x), seed)
     labels = tf.constant(y)
 
     def batches():
         epoch = initial_epoch
         while True:
-            yield from pk_batch_indices(y, p=p, k=k, seed=seed, epoch=epoch)
+            for batch in pk_batch_indices(y, p=p, k=k, seed=seed, epoch=epoch):
+                yield batch, epoch
             epoch += 1
 
-    ds = tf.data.Dataset.from_generator(batches, output_signature=tf.TensorSpec((p * k,), tf.int64))
-    ds = ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+    spec = (tf.TensorSpec((p * k,), tf.int64), tf.TensorSpec((), tf.int64))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    ds = ds.map(lambda i, e: (read(i, e), tf.gather(labels, i)),
+                num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

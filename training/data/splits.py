@@ -13,6 +13,12 @@ Retrieval keeps the first ``ceil(C/2)`` classes (mnist: 0–4) for train/val and
 test split's images of the other classes (5–9) as the test set: classes never seen in
 training. Labels keep their original values in every split (test labels are 5–9, so
 ``class_names[y]`` always names the class); ``test_label_offset`` is therefore 0.
+A protocol's source may fix the class halves (``train_classes``: SOP trains on 11,318) and
+pool both of its splits (CUB, Cars196: every image of the held-out classes is a query).
+
+Every step reads labels only: the images are lazy collections (``training.data.images``)
+that ``take(indices)`` narrows, so a split of SOP's 120k images costs 120k integers here.
+``prepare_splits`` then reads the images once (cache pass) with the model's view.
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from training.data.sources import Source, load_source
+from training.data import catalog
+from training.data.cache import Prepared, choose, prepare
+from training.data.images import View
+from training.data.source import Source
+from training.data.sources import load_source
 from training.errors import DataError
 
 TEST_FRACTION = 0.2
@@ -37,7 +47,8 @@ class Splits:
     Attributes:
         name: the dataset name as given ("digits", "mnist", "idx:/path").
         task: "classification" or "retrieval".
-        x_*: float32 (N, H, W, C) in [0, 1].
+        x_*: the split's images (``training.data.images.Images``): ``x[i:j]`` reads float32
+            (k, S, S, C) in [0, 1]; ``len(x)``; ``x.shape`` = (N, S, S, C).
         y_*: int32 (N,), original class labels (index into ``class_names``).
         num_classes: classes the model is trained on (retrieval: the first ceil(C/2)).
         class_names: names of all source classes, index = label.
@@ -55,6 +66,14 @@ class Splits:
     num_classes: int
     class_names: tuple[str, ...]
     test_label_offset: int = 0
+    skipped: tuple[str, ...] = ()  # unreadable images skipped (first 20 paths)
+    skipped_count: int = 0
+    cache: str = "memory"  # where the images live after prepare_splits
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(S, S, C): the model's input."""
+        return tuple(self.x_train.shape[1:])
 
     def class_counts(self, split: str) -> np.ndarray:
         """Images per source class in ``split`` ("train"/"val"/"test"): int64 (num names,)."""
@@ -140,14 +159,37 @@ def _train_val(src_x, src_y, classes: int, names, seed, val_fraction, imbalance)
         val_counts = np.bincount(src_y[val], minlength=classes)
         val_keep = np.maximum(long_tail_counts(val_counts, imbalance), np.minimum(val_counts, 1))
         val = val[_subsample(src_y[val], val_keep, rng)]
-    return src_x[train], src_y[train], src_x[val], src_y[val]
+    return src_x.take(train), src_y[train], src_x.take(val), src_y[val]
+
+
+def _protocol_long_tail(src_x, src_y, classes, names, seed, val_fraction, imbalance):
+    """A protocol's fixed long tail (Cao et al.): the exponential profile on the *whole*
+    training pool (CIFAR-10-LT: 5,000 → 50 per class, 12,406 images), so the training split
+    has the published size; val is drawn from the images the profile left out, following the
+    same profile scaled by val_fraction (at least one image per class)."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(src_y, minlength=classes)
+    keep = long_tail_counts(counts, imbalance)
+    train = _subsample(src_y, keep, rng)
+    rest = np.setdiff1d(np.arange(len(src_y)), train)
+    want = np.maximum(np.floor(keep * val_fraction).astype(np.int64), 1)
+    available = np.bincount(src_y[rest], minlength=classes)
+    val = rest[_subsample(src_y[rest], np.minimum(want, available), rng)]
+    return src_x.take(train), src_y[train], src_x.take(val), src_y[val]
 
 
 def _classification(src: Source, name: str, seed: int, val_fraction: float, imbalance: float):
     num = len(src.class_names)
-    parts = _train_val(
-        src.x_train, src.y_train, num, src.class_names, seed, val_fraction, imbalance
-    )
+    if src.long_tail is not None:
+        if imbalance != 1.0:
+            raise DataError(f"dataset {name!r} is already long-tailed at IR {src.long_tail:g} "
+                            f"(its protocol); leave imbalance=1, got imbalance={imbalance}")
+        parts = _protocol_long_tail(src.x_train, src.y_train, num, src.class_names, seed,
+                                    val_fraction, src.long_tail)
+    else:
+        parts = _train_val(
+            src.x_train, src.y_train, num, src.class_names, seed, val_fraction, imbalance
+        )
     return Splits(name, "classification", *parts, src.x_test, src.y_test, num, src.class_names)
 
 
@@ -158,10 +200,10 @@ def _retrieval(src: Source, name: str, seed: int, val_fraction: float, imbalance
             f"retrieval needs at least {MIN_RETRIEVAL_CLASSES} classes (half to train, half "
             f"held out to query); dataset {name!r} has {num}"
         )
-    train_classes = math.ceil(num / 2)
-    seen = src.y_train < train_classes
+    train_classes = src.train_classes or math.ceil(num / 2)
+    seen = np.flatnonzero(src.y_train < train_classes)
     parts = _train_val(
-        src.x_train[seen],
+        src.x_train.take(seen),
         src.y_train[seen],
         train_classes,
         src.class_names,
@@ -169,12 +211,12 @@ def _retrieval(src: Source, name: str, seed: int, val_fraction: float, imbalance
         val_fraction,
         imbalance,
     )
-    unseen = src.y_test >= train_classes
+    unseen = np.flatnonzero(src.y_test >= train_classes)
     return Splits(
         name,
         "retrieval",
         *parts,
-        src.x_test[unseen],
+        src.x_test.take(unseen),
         src.y_test[unseen],
         train_classes,
         src.class_names,
@@ -195,6 +237,8 @@ def load_splits(
     val_fraction: float = 0.1,
     imbalance: float = 1.0,
     data_dir: str | None = None,
+    data_root: str | None = None,
+    image_size: int | None = None,
 ) -> Splits:
     """Load ``dataset`` and split it for ``task``; deterministic for a given seed.
 
@@ -205,6 +249,8 @@ def load_splits(
         val_fraction: share of the training images held out for validation, in (0, 1).
         imbalance: long-tail ratio IR >= 1 for the training split (1 = as is).
         data_dir: TFDS data folder (default ``$TFDS_DATA_DIR`` or TFDS's own default).
+        data_root: the folder ``list:`` paths are relative to.
+        image_size: the model's input side, when known (skips the files' size scan).
 
     Raises:
         DataError: any bad value, file or dataset; the message names it and the choices.
@@ -215,18 +261,54 @@ def load_splits(
         raise DataError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     if not (isinstance(imbalance, (int, float)) and np.isfinite(imbalance) and imbalance >= 1):
         raise DataError(f"imbalance must be a finite ratio >= 1 (1 = balanced), got {imbalance!r}")
-    src = load_source(dataset, data_dir)
+    entry = catalog.protocol(dataset)
+    if entry is not None and entry.task != task:
+        raise DataError(f"dataset={dataset} is a {entry.task} protocol ({entry.citation}); "
+                        f"choose a {entry.task} loss, or the plain TFDS name {entry.source!r}")
+    src = load_source(dataset, data_dir, data_root=data_root, image_size=image_size)
     if src.x_test is None:
         pool, test = _stratified_split(src.y_train, TEST_FRACTION, seed, "test split")
-        src = Source(
-            src.x_train[pool],
-            src.y_train[pool],
-            src.x_train[test],
-            src.y_train[test],
-            src.class_names,
+        src = dataclasses.replace(
+            src,
+            x_train=src.x_train.take(pool),
+            y_train=src.y_train[pool],
+            x_test=src.x_train.take(test),
+            y_test=src.y_train[test],
         )
     present = np.bincount(src.y_train, minlength=len(src.class_names))
     if (present == 0).any():
         missing = np.flatnonzero(present == 0).tolist()
         raise DataError(f"dataset {dataset!r}: class(es) {missing} have no training images")
     return TASKS[task](src, dataset, seed, val_fraction, imbalance)
+
+
+DEFAULT_VARIABLE_SIZE = 224  # image_size when the files' sizes vary (the papers' 224)
+
+
+def prepare_splits(splits: Splits, *, policy: str, image_size: int | None, cache: str,
+                   cache_budget: float, cache_folder, skip_bad_images: bool) -> Splits:
+    """Give every split the model's view and read its images once (``training.data.cache``):
+    into the cache, or only verified with ``cache=none``. A file that does not decode is a
+    DataError naming it, or with ``skip_bad_images`` is dropped and counted."""
+    size = image_size or splits.x_train.natural or DEFAULT_VARIABLE_SIZE
+    views = {"x_train": View(policy, size), "x_val": View(policy, size),
+             "x_test": View(policy, size)}
+    collections = {k: getattr(splits, k).with_view(v) for k, v in views.items()}
+    where = choose(cache, list(collections.values()), cache_budget)
+    changes, skipped, count = {}, [], 0
+    for key, images in collections.items():
+        done: Prepared = prepare(images, where, cache_folder)
+        labels = getattr(splits, "y" + key[1:])
+        if done.bad.size:
+            if not skip_bad_images:
+                more = f" and {done.bad.size - 1} more" if done.bad.size > 1 else ""
+                raise DataError(
+                    f"image {done.bad_names[0]} cannot be read or decoded (corrupt, truncated "
+                    f"or not an image){more}; fix or remove it, or pass skip_bad_images=true")
+            labels = np.delete(labels, done.bad)
+            skipped += list(done.bad_names)
+            count += int(done.bad.size)
+        changes[key], changes["y" + key[1:]] = done.images, labels
+    return dataclasses.replace(splits, **changes, skipped=tuple(skipped[:20]),
+                               skipped_count=count, cache=where)
+

@@ -12,6 +12,7 @@ import numpy as np
 import losses
 from models import embedding_net, small_cnn, with_proxies
 from training.config import Config
+from training.run.checkpoint import run_folder
 from training.data import (
     Splits,
     classification_dataset,
@@ -19,20 +20,36 @@ from training.data import (
     load_splits,
     pk_dataset,
     pk_steps_per_epoch,
+    prepare_splits,
 )
 
 # --- data --------------------------------------------------------------------------------
 
 
 def build_splits(config: Config) -> Splits:
-    """The run's train/val/test splits: a pure function of the config (deterministic in seed)."""
-    return load_splits(
+    """The run's train/val/test splits: a pure function of the config (deterministic in seed).
+
+    The labels are split first; then every image is read once (the cache pass, which also
+    finds unreadable files) with the model's view: `image_size` and the tf.data augmentation.
+    Both happen before any run exists, so bad data is exit 2 with nothing left RUNNING."""
+    splits = load_splits(
         config.dataset,
         config.task,
         seed=config.seed,
         val_fraction=config.val_fraction,
         imbalance=config.imbalance,
         data_dir=config.data_dir,
+        data_root=config.data_root,
+        image_size=config.image_size,
+    )
+    return prepare_splits(
+        splits,
+        policy=config.pipeline_augment(),
+        image_size=config.image_size,
+        cache=config.cache,
+        cache_budget=config.cache_budget,
+        cache_folder=run_folder(config.checkpoint_dir, "cache"),  # shared by all runs
+        skip_bad_images=config.skip_bad_images,
     )
 
 

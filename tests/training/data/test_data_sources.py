@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.data import DataError, available_datasets, load_splits
+from training.data import DataError, available_datasets, load_splits, prepare_splits
 from training.data.sources import load_digits, load_source
 
 
@@ -35,8 +35,13 @@ def mock_mnist():
 
 def test_tfds_classification_under_mock_data(mock_mnist):
     splits = load_splits("mnist", "classification", seed=0, val_fraction=0.2)
-    assert splits.x_train.shape[1:] == (28, 28, 1) and splits.x_train.dtype == np.float32
-    assert 0.0 <= splits.x_train.min() and splits.x_train.max() <= 1.0
+    # Streamed: labels only until the cache pass reads the records through tf.data.
+    assert type(splits.x_train).__name__ == "TfdsImages"
+    splits = prepare_splits(splits, policy="none", image_size=None, cache="memory",
+                            cache_budget=0.25, cache_folder=None, skip_bad_images=False)
+    x_train = np.asarray(splits.x_train)
+    assert x_train.shape[1:] == (28, 28, 1) and x_train.dtype == np.float32
+    assert 0.0 <= x_train.min() and x_train.max() <= 1.0 and x_train.std() > 0
     assert len(splits.y_test) == 300  # the source's own test split, untouched
     assert len(splits.y_train) + len(splits.y_val) == 300
     assert splits.class_names == tuple(str(c) for c in range(10))
@@ -54,7 +59,7 @@ def test_tfds_honours_tfds_data_dir(monkeypatch, tmp_path):
 
     seen = {}
 
-    def fake_load(name, split, as_supervised, data_dir):
+    def fake_load(name, split, data_dir, **kwargs):
         seen["data_dir"] = data_dir
         raise ConnectionError("network unreachable")
 
@@ -72,7 +77,7 @@ def test_tfds_honours_tfds_data_dir(monkeypatch, tmp_path):
 def test_tfds_missing_module_names_the_package(monkeypatch):
     import tensorflow_datasets as tfds
 
-    def fake_load(name, split, as_supervised, data_dir):
+    def fake_load(name, split, data_dir, **kwargs):
         raise ModuleNotFoundError(
             "No module named 'importlib_resources'", name="importlib_resources"
         )

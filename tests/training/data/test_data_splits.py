@@ -59,10 +59,11 @@ def test_digits_sizes_types_and_ranges(digits):
         (digits.x_val, digits.y_val),
         (digits.x_test, digits.y_test),
     ]:
+        x = np.asarray(x)  # the split's images, read as the model sees them
         assert x.dtype == np.float32 and x.shape[1:] == (8, 8, 1)
         assert y.dtype == np.int32 and set(np.unique(y)) == set(range(10))
         assert x.min() >= 0.0 and x.max() <= 1.0
-    assert digits.x_train.max() == 1.0  # 16/16: scaled, not left in 0..16
+    assert np.asarray(digits.x_train).max() == 1.0  # 16/16: scaled, not left in 0..16
     assert digits.num_classes == 10 and digits.task == "classification"
     assert digits.test_label_offset == 0
 
@@ -150,6 +151,9 @@ def test_retrieval_needs_four_classes(tmp_path):
         ({"val_fraction": 1.5}, "val_fraction must be in \\(0, 1\\), got 1.5"),
         ({"imbalance": 0.5}, "imbalance must be a finite ratio >= 1"),
         ({"dataset": "idx:"}, "names no folder"),
+            ({"dataset": "folder:"}, "names no folder"),
+            ({"dataset": "list:"}, "names no folder or file"),
+            ({"dataset": "cub_200"}, "Did you mean cub200"),
         ({"dataset": ""}, "dataset must be a non-empty name"),
         ({"dataset": "mnsit"}, "unknown dataset 'mnsit'. Did you mean mnist"),
     ],

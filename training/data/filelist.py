@@ -1,0 +1,101 @@
+"""``list:TRAIN[,TEST]`` with ``data_root=``: text files of ``relative/path.jpg <label>`` lines.
+
+This is how ImageNet-LT, Places-LT and iNaturalist ship their splits; the official
+``ImageNet_LT_train.txt`` / ``ImageNet_LT_test.txt`` work unchanged. A path is split from its
+label at the last whitespace (so paths may hold spaces); blank lines are skipped. A list file
+that is not found as given is looked up in ``data_root``.
+
+Every line is checked before any image is read: the file exists, the path stays inside
+``data_root`` (no ``..`` escape, no absolute path), the label is an integer in range (classes
+0..max training label; a test label outside them has no class to be scored against).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from training.data.files import as_array, scan
+from training.data.images import FileImages
+from training.data.source import Source
+from training.errors import DataError
+
+
+def _list_file(name: str, root: Path | None) -> Path:
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    if root is not None and (root / name).is_file():
+        return root / name
+    where = f" (nor in data_root={root})" if root is not None else ""
+    raise DataError(f"list:{name}: no such list file{where}")
+
+
+def parse(list_path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
+    """(image paths, int labels) of one list file; DataError naming the file and line."""
+    paths, labels = [], []
+    resolved_root = root.resolve()
+    for number, line in enumerate(list_path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{list_path}:{number}"
+        parts = line.strip().rsplit(None, 1)
+        if len(parts) != 2:
+            raise DataError(f"{where}: expected 'relative/path.jpg <label>', got {line!r}")
+        relative, label = parts
+        try:
+            value = int(label)
+        except ValueError:
+            raise DataError(f"{where}: label {label!r} is not an integer "
+                            "(each line: 'relative/path.jpg <integer label>')") from None
+        if Path(relative).is_absolute():
+            raise DataError(f"{where}: path {relative!r} is absolute; list paths are relative "
+                            f"to data_root={root}")
+        full = (root / relative).resolve()
+        if not full.is_relative_to(resolved_root):
+            raise DataError(f"{where}: path {relative!r} leaves data_root={root}; "
+                            "list paths must stay inside it")
+        if not full.is_file():
+            raise DataError(f"{where}: image {relative!r} not found under data_root={root}")
+        paths.append(full)
+        labels.append(value)
+    if not paths:
+        raise DataError(f"list file {list_path} holds no 'path label' lines")
+    return paths, np.asarray(labels, np.int64)
+
+
+def _check_range(labels: np.ndarray, classes: int, list_path: Path) -> np.ndarray:
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        raise DataError(
+            f"{list_path}: label {labels[bad[0]]} (entry {bad[0] + 1}) is out of range; "
+            f"valid labels: 0..{classes - 1} (the training list's classes)")
+    return labels.astype(np.int32)
+
+
+def load_list(spec: str, data_root: str | None, image_size: int | None = None) -> Source:
+    files = [f.strip() for f in spec.split(",")]
+    if not files[0] or len(files) > 2 or not all(files):
+        raise DataError(f"list:{spec}: expected list:TRAIN_FILE[,TEST_FILE]")
+    if data_root is None:
+        raise DataError(f"list:{spec} needs data_root=FOLDER, the folder the listed paths are "
+                        "relative to")
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data_root={data_root}: no such folder")
+    train_file = _list_file(files[0], root)
+    train_paths, train_labels = parse(train_file, root)
+    if (train_labels < 0).any():
+        return _check_range(train_labels, 0, train_file)  # raises, naming the label
+    classes = int(train_labels.max()) + 1
+    y_train = _check_range(train_labels, classes, train_file)
+    test_paths, y_test = [], None
+    if len(files) == 2:
+        test_file = _list_file(files[1], root)
+        test_paths, test_labels = parse(test_file, root)
+        y_test = _check_range(test_labels, classes, test_file)
+    info = scan(train_paths + test_paths, need_size=image_size is None)
+    make = lambda paths: FileImages(as_array(paths), info.channels, info.side)  # noqa: E731
+    return Source(make(train_paths), y_train, make(test_paths) if y_test is not None else None,
+                  y_test, tuple(str(c) for c in range(classes)))
