@@ -9,6 +9,7 @@ import training.quiet  # noqa: F401 (TensorFlow, imported quietly before Keras i
 from training.landscape.directions import filter_normalized_direction
 from training.landscape.evaluate import LossOnData, line_profile, sharpness, surface
 from training.landscape.from_run import landscape_for_config, landscape_of_run
+from training.landscape.hessian import hessian_spectrum
 from training.landscape.landscape import Landscape, compute_landscape
 from training.landscape.tracking import log_landscape
 from training.plots.landscape import figures, side_by_side
@@ -18,6 +19,7 @@ __all__ = [
     "LossOnData",
     "compute_landscape",
     "figures",
+    "hessian_spectrum",
     "filter_normalized_direction",
     "landscape_for_config",
     "landscape_of_run",
