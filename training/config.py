@@ -108,6 +108,16 @@ class Config:
     landscape_points: int = _f(21, "landscape grid is points × points")
     landscape_examples: int = _f(512, "fixed training subset the landscape is evaluated on")
     landscape_radius: float = _f(1.0, "landscape grid half-width, in filter-normalised units")
+    curvature: bool = _f(False, "Hessian top-k and min eigenvalues, trace, worst-case sharpness and spectral density at the end (implied by landscape)")
+    curvature_k: int = _f(3, "curvature: number of top Hessian eigenvalues")
+    curvature_probes: int = _f(32, "curvature: Hutchinson probes of the Hessian trace")
+    curvature_per_class: bool = _f(False, "classification: top and min eigenvalue of each class's loss")
+    curvature_every: int = _f(0, "curvature measures every E epochs as metrics at step = epoch; 0 = end only")
+    sharpness_rho: float = _f(0.05, "curvature: radius ρ of the worst-case sharpness ball")
+    sharpness_steps: int = _f(5, "curvature: projected ascent steps of the worst-case sharpness")
+    sharpness_adaptive: bool = _f(False, "curvature: ASAM's scaled ball ‖ε/(|w|+0.01)‖ ≤ ρ")
+    sam_rho: float = _f(0.0, "SAM: ascent radius ρ (Foret et al. 2021; 0.05 is theirs); 0 = off")
+    sam_adaptive: bool = _f(False, "SAM: ASAM's scale-invariant ascent (Kwon et al. 2021; try ρ = 0.5)")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -355,6 +365,15 @@ def _validate(c: Config) -> None:
     _range("landscape_points", c.landscape_points, c.landscape_points >= 3, "an integer >= 3")
     _range("landscape_examples", c.landscape_examples, c.landscape_examples >= 8, ">= 8")
     _range("landscape_radius", c.landscape_radius, c.landscape_radius > 0, "> 0")
+    _range("curvature_k", c.curvature_k, c.curvature_k >= 1, "an integer >= 1")
+    _range("curvature_probes", c.curvature_probes, c.curvature_probes >= 2, "an integer >= 2")
+    _range("curvature_every", c.curvature_every, c.curvature_every >= 0, "an integer >= 0 (0 = off)")
+    _range("sharpness_rho", c.sharpness_rho, c.sharpness_rho > 0, "> 0")
+    _range("sharpness_steps", c.sharpness_steps, c.sharpness_steps >= 1, "an integer >= 1")
+    _range("sam_rho", c.sam_rho, c.sam_rho >= 0, ">= 0 (0 = off)")
+    if c.curvature_per_class and spec.task != "classification":
+        raise ConfigError("curvature_per_class=true needs a classification loss; "
+                          f"{c.loss} is a {spec.task} loss")
     _range("image_size", c.image_size, c.image_size is None or c.image_size >= 8,
            "an integer >= 8, or none (the dataset's size)")
     _range("cache_budget", c.cache_budget, 0 < c.cache_budget <= 1, "0 < cache_budget <= 1")
