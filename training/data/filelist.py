@@ -86,8 +86,6 @@ def load_list(spec: str, data_root: str | None, image_size: int | None = None) -
         raise DataError(f"data_root={data_root}: no such folder")
     train_file = _list_file(files[0], root)
     train_paths, train_labels = parse(train_file, root)
-    if (train_labels < 0).any():
-        return _check_range(train_labels, 0, train_file)  # raises, naming the label
     classes = int(train_labels.max()) + 1
     y_train = _check_range(train_labels, classes, train_file)
     test_paths, y_test = [], None
