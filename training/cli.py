@@ -29,7 +29,7 @@ from training.config import Config, parse_overrides
 from training.errors import BAD_INPUT, ConfigError, RunKilled, TrackingError
 from training.help import train_help
 from training.keyvalue import Key, pairs, parse_keys  # noqa: F401 (the commands' parser)
-from training.reachable import check_reachable
+from training.reachable import check_store, scrub
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -79,7 +79,9 @@ def _run_note(exc: BaseException, resumable: bool) -> str:
     run_id = getattr(exc, "losslab_run_id", None)
     if run_id is None:
         return "no run was open"
-    hint = f"; continue it with: make train RESUME={run_id}" if resumable else ""
+    hint = getattr(exc, "losslab_hint", None)
+    hint = (f"; {hint}" if hint else f"; continue it with: make train RESUME={run_id}"
+            if resumable else "")
     return f"run {run_id} closed as {exc.losslab_run_status}{hint}"
 
 
@@ -121,12 +123,12 @@ def run_cli(
     except BAD_INPUT as exc:
         if debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 (CLI boundary: one line, details with DEBUG=1)
         if debug:
             traceback.print_exc()
-        one_line = " ".join(str(exc).split())
+        one_line = scrub(" ".join(str(exc).split()))
         print(
             f"error: {type(exc).__name__}: {one_line} ({_run_note(exc, False)}; "
             "DEBUG=1 for the traceback)",
@@ -151,11 +153,12 @@ def exit_if_help(help_text: Callable[[list[str]], str], argv: list[str] | None =
 
 
 def exit_if_unreachable() -> None:
-    """For `python -m` entry points that train: a tracking server (`MLFLOW_TRACKING_URI`)
-    that does not answer ends the command here, with exit 2 and one line, before TensorFlow's
-    import (~7 s of CPU) rather than after it. `train()` checks again for callers in Python."""
+    """For `python -m` entry points that train: a tracking store (`MLFLOW_TRACKING_URI`) that
+    cannot be used (a server that does not answer, a SQLite folder that cannot be written)
+    ends the command here, with exit 2 and one line, before TensorFlow's import (~7 s of CPU)
+    rather than after it. `train()` checks again for callers in Python."""
     try:
-        check_reachable(os.environ.get("MLFLOW_TRACKING_URI", ""))
+        check_store()
     except TrackingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

@@ -13,16 +13,20 @@ from training.errors import ConfigError
 
 def pairs(argv: Iterable[str], valid: Iterable[str] = ()) -> list[tuple[str, str]]:
     """`["a=1", "b-c=x"]` → [("a", "1"), ("b_c", "x")]: the one tokeniser of every command.
-    ConfigError for a word without "=" (naming the valid keys when given)."""
-    out = []
+    ConfigError for a word without "=" (naming the valid keys when given) and for a key given
+    twice (`epochs=1 epochs=2`: which one was meant? Hydra refuses it too)."""
+    out: dict[str, str] = {}
     for word in argv:
         key, sep, raw = word.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             listed = f"; valid keys: {', '.join(valid)}" if valid else ""
             raise ConfigError(f"expected key=value, got {word!r}{listed}")
-        out.append((key, raw.strip()))
-    return out
+        if key in out:
+            raise ConfigError(f"{key} is given twice ({key}={out[key]} and {key}={raw.strip()}); "
+                              "give each key once")
+        out[key] = raw.strip()
+    return list(out.items())
 
 
 @dataclasses.dataclass(frozen=True)

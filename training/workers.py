@@ -28,10 +28,11 @@ import sys
 import time
 
 from training.cli import wants_help
-from training.errors import ConfigError
+from training.errors import ConfigError, TrackingError
 from training.help import keys_help
 from training.keyvalue import Key, parse_keys
 from training.processes import run_workers
+from training.reachable import check_store
 
 GRACE_SECONDS = 20  # after SIGTERM, before SIGKILL: lets the chief close its MLflow run
 
@@ -136,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_keys(mine, KEYS)
         if args["workers"] < 1:
             raise ConfigError(f"workers={args['workers']} is out of range; valid: an integer >= 1")
+        check_store()  # the chief opens it (`training.store`); an unusable one: exit 2 now
         return launch(train_args, args["workers"], timeout=args["timeout"] or None)
-    except ValueError as exc:
+    except (ValueError, TrackingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -50,18 +50,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     import time  # noqa: PLC0415
 
-    import mlflow  # noqa: PLC0415
-
+    from training.errors import TrackingError  # noqa: PLC0415
     from training.landscape.from_run import landscape_of_run  # noqa: PLC0415
-    from training.run.tracking import tracking_uri  # noqa: PLC0415
+    from training.store import open_store, scrub  # noqa: PLC0415 (MLflow)
 
-    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        open_store()
+    except TrackingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     started = time.perf_counter()
     run_id = args.pop("run")
     try:
         landscape = landscape_of_run(run_id, **args)
     except Exception as exc:  # noqa: BLE001 (CLI boundary: one readable line)
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
         return 1
     print(f"landscape of run {run_id}: centre loss {landscape.center_loss:.4f}, sharpness "
           f"{landscape.sharpness:+.4f} at r={landscape.sharpness_radius:g}, "

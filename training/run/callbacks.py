@@ -75,11 +75,13 @@ class EpochEvaluation(keras.callbacks.Callback):
 
 
 class MlflowLogger(keras.callbacks.Callback):
-    """Logs the epoch's values at step = epoch number (from 1), in one round trip."""
+    """Logs the epoch's values at step = epoch number (from 1) and renews the run's
+    heartbeat tag (`training.store`), in one round trip."""
 
     def __init__(self, history: dict[str, list[float]]):
         super().__init__()
         self.history = history
 
     def on_epoch_end(self, epoch, logs=None):
-        tracking.log_metrics({k: v[epoch] for k, v in self.history.items()}, step=epoch + 1)
+        tracking.log_metrics({k: v[epoch] for k, v in self.history.items()}, step=epoch + 1,
+                             beat=True)

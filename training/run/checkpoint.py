@@ -7,23 +7,32 @@ repository root, like the default tracking store), pointed to by the run's tag
 - `last.keras`: model weights + optimizer state after the last completed epoch (moments,
   iteration count, so a cosine schedule continues where it stopped);
 - `state.json`: completed epochs, metric history, sampler state (seed, next epoch: the
-  pipelines are pure functions of both) and the dropout seed-generator states, which `.keras`
-  does not store;
+  pipelines are pure functions of both), the dropout seed-generator states, which `.keras`
+  does not store, and the SHA-256 of its model file (`model_sha256`);
+- `previous.keras` + `previous.state.json`: the pair of the epoch before (kept in case the
+  newest pair is damaged);
 - `final.weights.h5`: the weights after the last epoch.
 
-`last.keras` and `state.json` are written to temporary names, then renamed with
-SIGINT/SIGTERM held back, so a Ctrl-C never leaves a torn or mismatched pair (state.json also
-records the optimizer's iteration count, which `restore` checks against last.keras).
+A new pair is written to temporary names (flushed to disk), then the current pair becomes the
+previous one and the new pair takes its place by renames, with SIGINT/SIGTERM held back. A
+state file is paired with whichever model file has its checksum, so a process killed with
+SIGKILL between two renames still leaves a pair that verifies. On resume (`resume_state`) the
+newest state file whose model file verifies is used, and named; when none verifies, the
+resume is refused (exit 2) naming every file and what is wrong with it: a run never silently
+starts again from scratch. state.json also records the optimizer's iteration count, which
+`restore` checks against the model file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
 import threading
 import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -31,17 +40,27 @@ import mlflow
 import numpy as np
 
 from training.config import ConfigError
+from training.reachable import check_folder
 from training.run.tracking import existing_run
 from training.tags import CHECKPOINT_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INITIAL, FINAL, LAST, STATE = "initial.weights.h5", "final.weights.h5", "last.keras", "state.json"
+PREVIOUS, PREVIOUS_STATE = "previous.keras", "previous.state.json"
 
 
 def run_folder(checkpoint_dir: str | Path, run_id: str) -> Path:
     """`<checkpoint_dir>/<run_id>`, a relative checkpoint_dir taken from the repository root."""
     root = Path(checkpoint_dir)
     return (root if root.is_absolute() else REPO_ROOT / root) / run_id
+
+
+def check_root(checkpoint_dir: str | Path) -> None:
+    """TrackingError (exit 2, before any run exists) when `checkpoint_dir` cannot be created
+    or written."""
+    root = Path(checkpoint_dir)
+    check_folder(root if root.is_absolute() else REPO_ROOT / root,
+                 f"checkpoint_dir={checkpoint_dir}")
 
 
 def folder_of(run_id: str, checkpoint_dir: str | Path) -> Path:
@@ -88,18 +107,40 @@ class Checkpoint(keras.callbacks.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp_model = self.directory / "last.tmp.keras"
         self.model.save(tmp_model)
+        _flush(tmp_model)
         state = {
             "epoch": epoch + 1,
             "iterations": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)),
             "sampler": {"seed": self.seed, "next_epoch": epoch + 1},
             "seed_generators": [_to_list(v) for v in seed_generator_states(self.model)],
             "history": self.history,
+            "model_sha256": sha256(tmp_model),
         }
         tmp_state = self.directory / "state.tmp.json"
         tmp_state.write_text(json.dumps(state))
-        with _signals_held():
-            os.replace(tmp_model, self.directory / "last.keras")
-            os.replace(tmp_state, self.directory / "state.json")
+        _flush(tmp_state)
+        folder = self.directory
+        with _signals_held():  # each step leaves a state file whose model file verifies
+            if (folder / LAST).is_file() and (folder / STATE).is_file():
+                os.replace(folder / LAST, folder / PREVIOUS)
+                os.replace(folder / STATE, folder / PREVIOUS_STATE)
+            os.replace(tmp_model, folder / LAST)
+            os.replace(tmp_state, folder / STATE)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _flush(path: Path) -> None:
+    """Force the file's bytes to disk before it is renamed into place (a crash of the
+    machine must not leave a renamed but empty file)."""
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
 
 
 @contextlib.contextmanager
@@ -132,19 +173,79 @@ def load_state(directory: Path) -> dict:
     return json.loads((Path(directory) / "state.json").read_text())
 
 
+def verified_state(directory: Path) -> tuple[dict | None, list[str]]:
+    """The newest state of `directory` whose model file verifies, with `"checkpoint"` set to
+    that file's name → (state or None, what is wrong with each newer or unusable file).
+
+    A state file verifies when it is JSON with the fields `restore` needs and a model file of
+    the folder has its `model_sha256`. A state written before checksums existed (no
+    `model_sha256`) is paired with `last.keras` when that is an intact zip archive."""
+    directory = Path(directory)
+    models = {name: directory / name for name in (LAST, PREVIOUS) if (directory / name).is_file()}
+    digests: dict[str, str] = {}
+    problems, states = [], []
+    for name in (STATE, PREVIOUS_STATE):
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            state = json.loads(path.read_text())
+            int(state["epoch"]), dict(state["history"]), list(state["seed_generators"])
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            problems.append(f"{name} is unreadable ({type(exc).__name__})")
+            continue
+        states.append((name, state))
+    for name, state in sorted(states, key=lambda item: -int(item[1]["epoch"])):
+        wanted = state.get("model_sha256")
+        if wanted is None:
+            if name == STATE and LAST in models and _intact_zip(models[LAST]):
+                return {**state, "checkpoint": LAST}, problems
+            problems.append(f"{name} (epoch {state['epoch']}) has no checksum and "
+                            f"{LAST} is not an intact archive")
+            continue
+        for model_name, model_path in models.items():
+            if model_name not in digests:
+                digests[model_name] = sha256(model_path)
+            if digests[model_name] == wanted:
+                return {**state, "checkpoint": model_name}, problems
+        problems.append(f"{name} (epoch {state['epoch']}): no model file has its checksum "
+                        f"({', '.join(models) or 'no model file'} damaged or missing)")
+    return None, problems
+
+
+def _intact_zip(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def resume_state(directory: Path, run_id: str, epochs: int) -> dict:
-    """`state.json` of the run to resume, checked before the run is reopened.
+    """The newest verified state of the run to resume (`verified_state`), checked before the
+    run is reopened; prints which checkpoint it is, and why newer ones were skipped.
 
     Raises:
-        ConfigError: no checkpoint in `directory`, or the run already completed `epochs`.
+        ConfigError: no checkpoint in `directory`, none that verifies (the message names the
+            files), or the run already completed `epochs`.
     """
-    path = Path(directory) / "state.json"
-    if not path.is_file() or not (Path(directory) / "last.keras").is_file():
+    directory = Path(directory)
+    present = sorted(p.name for p in directory.glob("*") if p.name in (
+        LAST, STATE, PREVIOUS, PREVIOUS_STATE)) if directory.is_dir() else []
+    if not any(name in present for name in (STATE, PREVIOUS_STATE)):
         raise ConfigError(
             f"resume={run_id}: no checkpoint in {directory} (state.json and last.keras are "
             "written after each completed epoch; a run stopped during epoch 1 cannot resume)"
         )
-    state = load_state(directory)
+    state, problems = verified_state(directory)
+    if state is None:
+        raise ConfigError(
+            f"resume={run_id}: no checkpoint in {directory} verifies ({'; '.join(problems)}); "
+            "nothing was resumed: restore the files, or train a new run"
+        )
+    skipped = f"; skipped: {'; '.join(problems)}" if problems else ""
+    print(f"checkpoint {directory / state['checkpoint']} (epoch {state['epoch']}) "
+          f"verified{skipped}", flush=True)
     if state["epoch"] >= epochs:
         raise ConfigError(
             f"resume={run_id}: the run already completed {state['epoch']} of epochs={epochs}; "
@@ -160,7 +261,7 @@ def restore(model: keras.Model, directory: Path, state: dict) -> None:
     archive's config is ever deserialised, so a tampered checkpoint cannot run code.
     """
     model.optimizer.build(model.trainable_variables)  # creates the slots the file fills
-    model.load_weights(Path(directory) / "last.keras")
+    model.load_weights(Path(directory) / state.get("checkpoint", LAST))
     iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     if "iterations" in state and iterations != state["iterations"]:
         raise ValueError(

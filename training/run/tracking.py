@@ -8,7 +8,6 @@ validation metrics without a step, MLflow issue #14293, so we log ourselves).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -24,7 +23,7 @@ import keras
 import mlflow
 import mlflow.artifacts
 import numpy as np
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
 from training.config import Config, ConfigError
@@ -34,7 +33,6 @@ from training.reopen import start_existing_run
 from training.tags import ERROR_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_URI = f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
 
 
 # MLflow 3's UI opens an experiment of this kind in its model-training view (runs, metrics,
@@ -43,11 +41,6 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 
 
 # --- where runs go ---------------------------------------------------------------------
-
-
-def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` if set, else the project's SQLite store `mlflow.db`."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
 def experiment_name(config: Config) -> str:
@@ -60,34 +53,18 @@ def experiment_name(config: Config) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', dataset)}-{config.task}"
 
 
-@contextlib.contextmanager
-def _store_lock(uri: str):
-    """Serialise first-time SQLite schema creation across processes started at once."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    path = Path(uri.removeprefix("sqlite:///").split("?")[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 # --- an existing run (resume) ----------------------------------------------------------
 
 
 def existing_run(run_id: str):
     """The run `run_id` of the tracking store; ConfigError when there is none."""
     uri = tracking_uri()
-    check_reachable(uri)
-    mlflow.set_tracking_uri(uri)
+    client = open_store(uri)
     try:
-        return mlflow.MlflowClient().get_run(run_id)
+        return client.get_run(run_id)
     except MlflowException as exc:
-        raise ConfigError(f"resume={run_id}: no such run in the tracking store {uri} ({exc})") from None
+        raise ConfigError(f"resume={run_id}: no such run in the tracking store {redact(uri)} "
+                          f"({scrub(exc.message)})") from None
 
 
 def logged_config(run_id: str) -> dict:
@@ -96,7 +73,8 @@ def logged_config(run_id: str) -> dict:
     try:
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.json")
     except (MlflowException, OSError) as exc:
-        raise ConfigError(f"resume={run_id}: the run has no readable config.json ({exc})") from None
+        raise ConfigError(f"resume={run_id}: the run has no readable config.json "
+                          f"({scrub(str(exc))})") from None
     return json.loads(text)
 
 
@@ -104,13 +82,14 @@ def logged_config(run_id: str) -> dict:
 
 
 def ensure_experiment(name: str, uri: str) -> str:
-    """The experiment's id, created if missing (serialised across processes).
+    """The experiment's id, created if missing (serialised across processes; the store is
+    opened by `training.store.open_store` first).
 
     On a SQLite store a new experiment keeps its artifacts beside the database, in
     `<db folder>/mlruns/<name>/`: MLflow's default is `./mlruns` of whatever directory the
     process happens to run in, which scatters a store's artifacts across working directories.
     """
-    with _store_lock(uri):
+    with store_lock(uri):
         client = mlflow.MlflowClient()
         existing = client.get_experiment_by_name(name)
         if existing is not None:
@@ -140,11 +119,12 @@ def open_run(
     `config.system_metrics` turns on MLflow's system metrics (CPU, memory, GPU).
 
     The run is always closed, whatever happens inside: a crashed training never leaves a
-    run in RUNNING state.
+    run in RUNNING state. While it is open it carries the host, PID and a heartbeat of this
+    process (`training.store`), so the run of a process killed with SIGKILL can be told apart
+    and closed by the next command.
     """
     uri = tracking_uri()
-    check_reachable(uri)
-    mlflow.set_tracking_uri(uri)
+    open_store(uri)
     options = {"parent_run_id": parent_run_id, "nested": parent_run_id is not None,
                "tags": tags, "log_system_metrics": config.system_metrics}
     if run_id:  # a resume: the run's own experiment, whatever this process had active
@@ -156,14 +136,15 @@ def open_run(
             **options,
         )
     try:
-        yield run
+        with heartbeat(run.info.run_id):
+            yield run
     except (KeyboardInterrupt, RunKilled) as exc:
         _retry(lambda: mlflow.set_tag("losslab.status_reason", "interrupted (SIGINT/SIGTERM)"))
         _retry(lambda: mlflow.end_run("KILLED"))
         _mark(exc, run, "KILLED")
         raise
     except BaseException as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:5000]  # MLflow caps tag values at 8,000
+        reason = scrub(f"{type(exc).__name__}: {exc}")[:5000]  # MLflow caps tags at 8,000
         _retry(lambda: mlflow.set_tag(ERROR_TAG, reason))
         _retry(lambda: mlflow.end_run("FAILED"))
         _mark(exc, run, "FAILED")
@@ -256,13 +237,15 @@ def _source(name: str) -> str:
 
 
 def log_metrics(values: dict[str, float], step: int | None = None,
-                model_id: str | None = None) -> None:
+                model_id: str | None = None, *, beat: bool = False) -> None:
     """One round trip for a whole epoch's metrics; retried on a busy SQLite store. With
-    `model_id` the metrics are linked to that LoggedModel (its page shows them)."""
+    `model_id` the metrics are linked to that LoggedModel (its page shows them); `beat`
+    renews the run's heartbeat tag in the same round trip."""
     now = int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, step or 0, model_id=model_id) for k, v in values.items()]
+    tags: list[RunTag] = [heartbeat_tag()] if beat else []
     run_id = mlflow.active_run().info.run_id
-    _retry(lambda: mlflow.MlflowClient().log_batch(run_id, metrics=metrics))
+    _retry(lambda: mlflow.MlflowClient().log_batch(run_id, metrics=metrics, tags=tags))
 
 
 def log_figure(figure, path: str) -> None:
@@ -344,7 +327,7 @@ def run_description(config: Config, run_id: str, test: dict[str, float]) -> str:
 
 def run_url(run) -> str:
     """Where the run's page is: on the tracking server, or on `make ui` for a local store."""
-    uri = tracking_uri()
+    uri = without_credentials(tracking_uri())
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     suffix = "" if uri.startswith(("http://", "https://")) else "   (start it with: make ui)"
     return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}{suffix}"

@@ -57,8 +57,9 @@ def train(
         tags: extra tags set when the run starts.
     """
     started = time.perf_counter()
-    # --- tracking store: an unreachable server fails here, in seconds, before any work ---
-    tracking.check_reachable(tracking.tracking_uri())
+    # --- tracking store and checkpoint folder: unusable ones fail here, before any work ---
+    tracking.check_store()
+    checkpoint.check_root(config.checkpoint_dir)
     strategy = runtime.setup(config)  # first: devices and collectives precede any TF op
     chief = runtime.is_chief(strategy)  # False only on multi_worker workers other than 0
 

@@ -6,6 +6,7 @@ it); tests/training/test_faults.py sends real signals to a real process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -125,8 +126,10 @@ def test_resume_without_checkpoint_or_after_last_epoch_is_refused(tiny, mlflow_s
         train(tiny(resume=run_id))
 
     (tmp_path / "ckpt").mkdir()
-    (tmp_path / "ckpt" / "last.keras").write_bytes(b"")
-    (tmp_path / "ckpt" / "state.json").write_text(json.dumps({"epoch": 2, "history": {}}))
+    (tmp_path / "ckpt" / "last.keras").write_bytes(b"weights")
+    state = {"epoch": 2, "history": {}, "seed_generators": [],
+             "model_sha256": hashlib.sha256(b"weights").hexdigest()}
+    (tmp_path / "ckpt" / "state.json").write_text(json.dumps(state))
     with pytest.raises(ConfigError, match="already completed 2 of epochs=2"):
         train(tiny(resume=run_id, epochs=2))
     assert mlflow.MlflowClient().get_run(run_id).info.status == "FINISHED"

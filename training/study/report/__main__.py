@@ -44,28 +44,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}\n{USAGE}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    import mlflow  # noqa: PLC0415 (heavy: after the arguments are checked)
-
-    from training.run.tracking import TrackingError, check_reachable, tracking_uri  # noqa: PLC0415
+    # MLflow is imported here, after the arguments are checked (heavy).
+    from training.errors import TrackingError  # noqa: PLC0415
+    from training.store import open_store, redact, scrub, tracking_uri  # noqa: PLC0415
     from training.study.report import ReportError, build_report, find_parent, publish  # noqa: PLC0415
 
     try:
         uri = tracking_uri()
-        check_reachable(uri)
-        mlflow.set_tracking_uri(uri)
-        client = mlflow.MlflowClient(uri)
+        client = open_store(uri)
         parent = find_parent(client, args.get("experiment"), args.get("parent"))
         report = build_report(client, parent, args.get("reference"))
         publish(client, report)
     except (ReportError, TrackingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 (CLI boundary: one readable line)
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
         return 1
     print(report.markdown)
     print(f"logged report.md, report.csv, {len(report.figures)} figures, the description and "
-          f"the per-loss mean/std metrics to parent run {parent} ({uri})")
+          f"the per-loss mean/std metrics to parent run {parent} ({redact(uri)})")
     return 0
 
 

@@ -127,6 +127,9 @@ def run_study(settings: TuneSettings, *, parent_run_id: str | None = None) -> St
             train(trial_config, parent_run_id=run_id, callbacks=[report], evaluate_test=False,
                   log_model=False, tags={STUDY_TAG: name, TRIAL_TAG: str(trial.number)})
         except (KeyboardInterrupt, RunKilled) as exc:
+            # A trial is not resumed with RESUME=: the study redoes it (the CLI's note).
+            exc.losslab_hint = (f"trial {trial.number} will be redone: rerun the same make "
+                                "tune command to continue the study")
             raise _Interrupted(exc) from exc
         if report.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned after epoch {report.pruned_at}")

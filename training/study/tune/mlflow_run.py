@@ -26,9 +26,7 @@ def study_run(study: optuna.Study, settings: TuneSettings, created: bool, locati
     from training.run import tracking  # noqa: PLC0415
 
     uri = tracking.tracking_uri()
-    tracking.check_reachable(uri)
-    mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient()
+    client = tracking.open_store(uri)  # created or migrated under its lock
     run_id = None if created else wait_for_attr(study, RUN_ATTR)
     if run_id is not None:
         if client.get_run(run_id).info.status != "RUNNING":

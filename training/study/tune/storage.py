@@ -19,6 +19,8 @@ import optuna
 from optuna.trial import TrialState
 
 from training.errors import ConfigError, TrackingError
+from training.reachable import check_folder, local_path, redact, scrub, store_lock
+from training.reachable import tracking_uri as current_tracking_uri
 
 if typing.TYPE_CHECKING:
     from training.study.tune.settings import TuneSettings
@@ -45,9 +47,7 @@ def storage_location(environ: typing.Mapping[str, str] | None = None,
     if explicit:
         return explicit
     if tracking_uri is None:
-        from training.run import tracking  # noqa: PLC0415 (imports mlflow and keras)
-
-        tracking_uri = tracking.tracking_uri()
+        tracking_uri = current_tracking_uri()
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0])
         return str(db.resolve().parent / "optuna.journal")
@@ -61,21 +61,27 @@ def storage_location(environ: typing.Mapping[str, str] | None = None,
 
 
 def check_storage(environ: typing.Mapping[str, str] | None = None) -> None:
-    """ConfigError at parse time (nothing started) when the trials would have no storage:
-    a tracking server without OPTUNA_STORAGE. Unset MLFLOW_TRACKING_URI: the local store."""
+    """ConfigError / TrackingError at parse time (exit 2, nothing started) when the trials
+    would have no storage (a tracking server without OPTUNA_STORAGE) or one whose folder
+    cannot be created or written (`OPTUNA_STORAGE=/proc/x/optuna.journal`,
+    `sqlite:////proc/x/o.db`). Unset MLFLOW_TRACKING_URI: the local store."""
     environ = os.environ if environ is None else environ
-    uri = environ.get("MLFLOW_TRACKING_URI", "")
-    if uri:
-        storage_location(environ, uri)
+    uri = environ.get("MLFLOW_TRACKING_URI", "") or current_tracking_uri()
+    location = storage_location(environ, uri)
+    named = (f"OPTUNA_STORAGE={redacted(location)}" if environ.get("OPTUNA_STORAGE", "").strip()
+             else f"the Optuna journal {location}")
+    if "://" not in location:
+        path = Path(location).expanduser()
+        if path.is_dir():
+            raise TrackingError(f"{named}: {path} is a folder; name a journal file")
+        check_folder(path.parent, named)
+    elif location.startswith("sqlite:") and local_path(location) is not None:
+        check_folder(local_path(location).parent, named)
 
 
 def redacted(location: str) -> str:
     """A storage URL without its password (for params, messages and logs)."""
-    parts = urllib.parse.urlsplit(location)
-    if not parts.password:
-        return location
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return redact(location)
 
 
 def open_storage(location: str) -> optuna.storages.BaseStorage:
@@ -83,14 +89,20 @@ def open_storage(location: str) -> optuna.storages.BaseStorage:
     a path → JournalStorage on that file (safe for processes on one machine)."""
     if "://" in location:
         try:
-            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            # Under the store's lock: workers started together create its tables one by one.
+            with store_lock(location), warnings.catch_warnings():
+                # heartbeats are "experimental" since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     location, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                     heartbeat_stale_trial_callback=_close_stale_trial_run)
         except Exception as exc:  # noqa: BLE001 (driver errors vary: one line, exit 2)
+            # SQLAlchemy appends "(Background on this error at: https://sqlalche.me/...)" on
+            # a line of its own, and the SQL: the first line of the driver's message is enough.
+            cause = getattr(exc, "orig", None) or exc
+            first = (str(cause).strip().splitlines() or [""])[0]
             raise TrackingError(f"OPTUNA_STORAGE={redacted(location)} cannot be opened "
-                                f"({type(exc).__name__}: {exc})") from None
+                                f"({type(cause).__name__}: {scrub(first)})") from None
     path = Path(location).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
