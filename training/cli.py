@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import traceback
 import typing
 from collections.abc import Callable, Iterable
@@ -37,6 +38,11 @@ EXIT_BAD_INPUT = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 EXIT_SIGTERM = 143  # 128 + SIGTERM
 HELP_FLAGS = ("--help", "-h", "help")
+# After a SIGTERM the run is closed and the process exits in seconds; should it still be alive
+# this long after (the exception lost inside a library), it exits anyway, with 143.
+HARD_EXIT_S = 30.0
+_signalled: list[int] = []  # SIGTERMs received by the current `run_cli`
+_deadline: list[threading.Timer] = []
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -86,7 +92,28 @@ def _run_note(exc: BaseException, resumable: bool) -> str:
 
 
 def _raise_killed(signum, frame):
+    """SIGTERM → RunKilled in the main thread, wherever it is. An exception raised while C++
+    code calls back into Python can be swallowed there, so the trainer checks
+    `stop_requested()` again at every batch end, and `HARD_EXIT_S` later the process ends."""
+    if not _signalled:
+        timer = threading.Timer(HARD_EXIT_S, _hard_exit, args=(signum,))
+        timer.daemon = True
+        timer.start()
+        _deadline.append(timer)
+    _signalled.append(signum)
     raise RunKilled(f"signal {signum}")
+
+
+def stop_requested() -> bool:
+    """Whether a SIGTERM arrived during the current command (see `_raise_killed`)."""
+    return bool(_signalled)
+
+
+def _hard_exit(signum: int) -> None:
+    print(f"terminated (SIGTERM): still running {HARD_EXIT_S:.0f} s after the signal; exiting "
+          "(an open run is closed KILLED by the next command: make runs-clean)",
+          file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def run_cli(
@@ -137,6 +164,10 @@ def run_cli(
         return EXIT_FAILED
     finally:
         signal.signal(signal.SIGTERM, previous)
+        for timer in _deadline:
+            timer.cancel()
+        _deadline.clear()
+        _signalled.clear()
 
 
 def exit_if_help(help_text: Callable[[list[str]], str], argv: list[str] | None = None) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import keras
 
+from training import cli
+from training.errors import RunKilled
 from training.run import tracking
 
 
@@ -24,12 +26,15 @@ class NonFiniteLoss(RuntimeError):
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Stop at the first batch whose running loss is NaN/inf (cost: one host sync per step)."""
+    """Stop at the first batch whose running loss is NaN/inf (cost: one host sync per step),
+    and at the first batch after a SIGTERM (`training.cli.stop_requested`)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        if cli.stop_requested():  # a SIGTERM whose RunKilled got lost in a library
+            raise RunKilled("SIGTERM")
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise NonFiniteLoss(f"non-finite loss at epoch {self._epoch + 1}, step {batch + 1}")

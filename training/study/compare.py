@@ -105,11 +105,12 @@ def compare(settings: CompareSettings):
     import keras  # noqa: PLC0415 (heavy; the parser above stays import-light)
     import mlflow  # noqa: PLC0415
 
-    from training.run import tracking  # noqa: PLC0415
+    from training.run import checkpoint, tracking  # noqa: PLC0415
     from training.run.trainer import train  # noqa: PLC0415
     from training.study.report import build_report, publish  # noqa: PLC0415
 
     runs = child_configs(settings)
+    checkpoint.check_root(runs[0][1].checkpoint_dir)  # exit 2 before the parent run exists
     parent_config = Config(dataset=settings.dataset, experiment=settings.experiment_name(),
                            run_name=f"compare-{','.join(settings.losses)}")
     failures: list[tuple[str, int, BaseException]] = []

@@ -1,14 +1,16 @@
 """Bad input through the real command line: one message, exit code 2, and no run created.
 
-Every case goes through `run_cli(train, argv)`, the function `python -m training.train`
-calls, in-process (a subprocess costs ~10 s of TensorFlow import per case); one case runs
-through a real subprocess to pin the process exit code and the single-line output.
+Every case goes through the function its `python -m` entry point calls (`run_cli(train,
+argv)`, the tuner's, the compare's, report, landscape, runs-clean and workers `main`),
+in-process (a subprocess costs ~10 s of TensorFlow import per case); one case runs through a
+real subprocess to pin the process exit code and the single-line output.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -96,6 +98,113 @@ CONFIG_CASES = [
     (["plugins=no_such_plugin"], "plugins='no_such_plugin' does not import"),
 ]
 
+# Issue 28: numbers that are not finite (1e309 parses as inf), a key given twice, and paths
+# that cannot work, all found before any run exists.
+NON_FINITE = [
+    (["learning_rate=1e309"], "learning_rate=inf is not a finite number"),
+    (["learning_rate=-1e309"], "learning_rate=-inf is not a finite number"),
+    (["l2=nan"], "l2=nan is not a finite number"),
+    (["imbalance=inf"], "imbalance=inf is not a finite number"),
+    (["weight_decay=-inf"], "weight_decay=-inf is not a finite number"),
+    (["val_fraction=nan"], "val_fraction=nan is not a finite number"),
+    (["landscape_radius=inf"], "landscape_radius=inf is not a finite number"),
+    (["head_lr_mult=1e400"], "head_lr_mult=inf is not a finite number"),
+    (["sam_rho=NaN"], "sam_rho=nan is not a finite number"),
+    (["sharpness_rho=Infinity"], "sharpness_rho=inf is not a finite number"),
+    (["cache_budget=nan"], "cache_budget=nan is not a finite number"),
+    (["loss=focal", "gamma=inf"], "gamma=inf"),
+]
+TWICE = [
+    (["epochs=1", "epochs=2"], "epochs is given twice (epochs=1 and epochs=2)"),
+    (["loss=ce", "loss=focal"], "loss is given twice (loss=ce and loss=focal)"),
+    (["batch-size=32", "batch_size=64"], "batch_size is given twice"),
+    (["loss=focal", "gamma=1", "gamma=2"], "gamma is given twice"),
+]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _matrix(tmp_path: Path) -> list[tuple[str, dict, list[str], str]]:
+    """(command, environment, argv, text the one error line must hold), every case exit 2."""
+    from training.landscape.__main__ import main as landscape_main
+    from training.store import main as runs_clean_main
+    from training.study.compare import main as compare_main
+    from training.study.report.__main__ import main as report_main
+    from training.study.tune import main as tune_main
+    from training.workers import main as workers_main
+
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    down = f"http://alice:{SECRET}@127.0.0.1:{_closed_port()}"
+    cases = [("train", {}, argv, text) for argv, text in CONFIG_CASES + NON_FINITE + TWICE]
+    cases += [
+        ("train", {}, ["checkpoint_dir=/proc/x"], "checkpoint_dir=/proc/x: the folder /proc/x"),
+        ("train", {}, ["checkpoint_dir=/etc/hostname"], "checkpoint_dir=/etc/hostname"),
+        ("train", {}, ["checkpoint_dir=/etc/hostname/sub"], "checkpoint_dir=/etc/hostname/sub"),
+        ("train", {"MLFLOW_TRACKING_URI": "sqlite:////etc/hostname/sub/mlflow.db"}, [],
+         "MLFLOW_TRACKING_URI=sqlite:////etc/hostname/sub/mlflow.db"),
+        ("train", {"MLFLOW_TRACKING_URI": "sqlite:////proc/x/mlflow.db"}, [],
+         "MLFLOW_TRACKING_URI=sqlite:////proc/x/mlflow.db"),
+        ("train", {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}"}, [], f"{folder} is not a file"),
+        ("train", {"MLFLOW_TRACKING_URI": down}, [], "tracking server http://alice:***@127.0.0.1"),
+        ("train", {}, ["resume=0123abc"], "resume=0123abc: no such run in the tracking store"),
+        ("tune", {"OPTUNA_STORAGE": "/proc/x/optuna.journal"}, ["loss=focal", "trials=2"],
+         "OPTUNA_STORAGE=/proc/x/optuna.journal: the folder /proc/x"),
+        ("tune", {"OPTUNA_STORAGE": "sqlite:////proc/x/o.db"}, ["loss=focal", "trials=2"],
+         "OPTUNA_STORAGE=sqlite:////proc/x/o.db: the folder /proc/x"),
+        ("tune", {"OPTUNA_STORAGE": str(folder)}, ["loss=focal", "trials=2"],
+         f"OPTUNA_STORAGE={folder}: {folder} is a folder"),
+        ("tune", {"MLFLOW_TRACKING_URI": "sqlite:////etc/hostname/m.db"},
+         ["loss=focal", "trials=2"], "the Optuna journal /etc/hostname/optuna.journal"),
+        ("tune", {"MLFLOW_TRACKING_URI": down}, ["loss=focal", "trials=2"],
+         "the MLflow store http://alice:***@127.0.0.1"),
+        ("tune", {}, ["loss=focal", "trials=0"], "trials=<value> is required"),
+        ("tune", {}, ["loss=focal", "trials=2", "pruner=bogus"], "pruner='bogus'"),
+        ("tune", {}, ["loss=focal", "trials=2", "objective=val/bogus"], "val/bogus"),
+        ("tune", {}, ["loss=focal", "trials=2", "trials=3"], "trials is given twice"),
+        ("tune", {}, ["loss=focal", "trials=2", "learning_rate=nan"],
+         "learning_rate=nan is not a finite number"),
+        ("tune", {}, ["loss=focal", "trials=2", "gamma=inf"], "gamma=inf"),
+        ("compare", {}, ["losses=nope"], "nope"),
+        ("compare", {}, ["seeds=0"], "seeds='0' is not valid"),
+        ("compare", {}, ["seeds=1", "seeds=2"], "seeds is given twice"),
+        ("compare", {}, ["learning_rate=inf"], "learning_rate=inf is not a finite number"),
+        ("compare", {}, ["losses=ce", "checkpoint_dir=/proc/x"], "checkpoint_dir=/proc/x"),
+        ("compare", {"MLFLOW_TRACKING_URI": "sqlite:////proc/x/m.db"}, ["losses=ce"],
+         "MLFLOW_TRACKING_URI=sqlite:////proc/x/m.db"),
+        ("report", {}, ["bogus=1"], "unknown key 'bogus'"),
+        ("report", {}, ["parent=0123abc"], "parent='0123abc'"),
+        ("report", {}, ["experiment=a", "experiment=b"], "experiment is given twice"),
+        ("report", {"MLFLOW_TRACKING_URI": "sqlite:////proc/x/m.db"}, [],
+         "MLFLOW_TRACKING_URI=sqlite:////proc/x/m.db"),
+        ("report", {"MLFLOW_TRACKING_URI": down}, [], "http://alice:***@127.0.0.1"),
+        ("landscape", {}, [], "run=<value> is required"),
+        ("landscape", {}, ["run=abc", "points=x"], "points='x' is not valid"),
+        ("landscape", {}, ["run=abc", "run=def"], "run is given twice"),
+        ("landscape", {"MLFLOW_TRACKING_URI": "sqlite:////proc/x/m.db"}, ["run=abc"],
+         "MLFLOW_TRACKING_URI=sqlite:////proc/x/m.db"),
+        ("runs-clean", {}, ["stale_after=-1"], "stale_after=-1 is out of range"),
+        ("runs-clean", {}, ["stale_after=soon"], "stale_after='soon' is not valid"),
+        ("runs-clean", {"LOSSLAB_STALE_AFTER_S": "soon"}, [], "LOSSLAB_STALE_AFTER_S='soon'"),
+        ("runs-clean", {"MLFLOW_TRACKING_URI": "sqlite:////etc/hostname/m.db"}, [],
+         "MLFLOW_TRACKING_URI=sqlite:////etc/hostname/m.db"),
+        ("workers", {}, ["workers=0"], "workers=0 is out of range"),
+        ("workers", {}, ["workers=2", "workers=3"], "workers is given twice"),
+        ("workers", {"MLFLOW_TRACKING_URI": "sqlite:////proc/x/m.db"}, ["workers=2"],
+         "MLFLOW_TRACKING_URI=sqlite:////proc/x/m.db"),
+    ]
+    commands = {"train": lambda argv: run_cli(train, argv), "tune": tune_main,
+                "compare": compare_main, "report": report_main, "landscape": landscape_main,
+                "runs-clean": runs_clean_main, "workers": workers_main}
+    return [(name, commands[name], env, argv, text) for name, env, argv, text in cases]
+
+
+SECRET = "s3cretPW-bad-input"
+
 
 def _assert_no_run(uri: str) -> None:
     client = mlflow.MlflowClient(uri)
@@ -103,13 +212,38 @@ def _assert_no_run(uri: str) -> None:
     assert runs == [], [(r.info.run_id, r.info.status) for r in runs]
 
 
-def test_config_errors_exit_2_with_one_message_and_no_run(mlflow_store, capsys):
-    for argv, message in CONFIG_CASES:
-        assert run_cli(train, argv) == 2, argv
+def test_bad_input_matrix_exit_2_one_line_no_run(mlflow_store, tmp_path, monkeypatch, capsys):
+    """Every entry point, in-process (the function `python -m` calls): exit 2, one error
+    line naming the value (report and landscape add their usage line), no traceback, no
+    secret, and no run in the store afterwards."""
+    monkeypatch.delenv("DEBUG", raising=False)
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    cases, failures = _matrix(tmp_path), []
+    assert len(cases) >= 60
+    for name, command, env, argv, text in cases:
+        with monkeypatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            code = command(list(argv))
+        mlflow.set_tracking_uri(mlflow_store)
         err = capsys.readouterr().err
-        assert err.startswith("error: ") and err.count("\n") == 1, err
-        assert message in err, (argv, err)
+        errors = [line for line in err.splitlines() if line.startswith("error")]
+        others = [line for line in err.splitlines()
+                  if not line.startswith(("error", "usage:"))]
+        problems = [what for what, bad in [
+            (f"exit {code}", code != 2),
+            ("not one error line", len(errors) != 1 or others),
+            (f"{text!r} not named", text not in err),
+            ("traceback", "Traceback" in err or "Background on this error" in err),
+            ("secret shown", SECRET in err),
+        ] if bad]
+        if problems:
+            failures.append((name, env, argv, problems, err[-600:]))
+    print(f"\nbad-input matrix: {len(cases)} cases, {len(cases) - len(failures)} clear, "
+          "exit 2, one line, no traceback")
+    assert failures == [], "\n".join(map(str, failures))
     _assert_no_run(mlflow_store)
+    assert not Path("/proc/x").exists()
 
 
 @pytest.mark.slow
