@@ -178,6 +178,20 @@ def _protocol_long_tail(src_x, src_y, classes, names, seed, val_fraction, imbala
     return src_x.take(train), src_y[train], src_x.take(val), src_y[val]
 
 
+def _class_disjoint_val(x, y, classes: int, seed: int, val_fraction: float):
+    """Val = every image of a seeded `val_fraction` of the classes (at least 2 classes, so
+    a val query has a wrong class to rank below its own)."""
+    present = np.flatnonzero(np.bincount(y, minlength=classes))
+    held = max(2, round(val_fraction * len(present)))
+    if len(present) - held < 2:
+        raise DataError(f"retrieval: {len(present)} training classes cannot spare {held} for "
+                        f"validation; lower val_fraction={val_fraction}")
+    val_classes = np.random.default_rng(seed).choice(present, size=held, replace=False)
+    is_val = np.isin(y, val_classes)
+    train, val = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    return x.take(train), y[train], x.take(val), y[val]
+
+
 def _classification(src: Source, name: str, seed: int, val_fraction: float, imbalance: float):
     num = len(src.class_names)
     if src.long_tail is not None:
@@ -202,7 +216,15 @@ def _retrieval(src: Source, name: str, seed: int, val_fraction: float, imbalance
         )
     train_classes = src.train_classes or math.ceil(num / 2)
     seen = np.flatnonzero(src.y_train < train_classes)
-    parts = _train_val(
+    counts = np.bincount(src.y_train[seen], minlength=train_classes)
+    if imbalance == 1.0 and (len(seen) * val_fraction < train_classes or counts.min() < 2):
+        # SOP: 59,551 images of 11,318 products, 2 to 12 each: a stratified val cannot hold
+        # one image per class, so val holds out whole training classes, as the
+        # metric-learning papers' own val splits do.
+        parts = _class_disjoint_val(src.x_train.take(seen), src.y_train[seen], train_classes,
+                                    seed, val_fraction)
+    else:
+        parts = _train_val(
         src.x_train.take(seen),
         src.y_train[seen],
         train_classes,
@@ -210,7 +232,7 @@ def _retrieval(src: Source, name: str, seed: int, val_fraction: float, imbalance
         seed,
         val_fraction,
         imbalance,
-    )
+        )
     unseen = np.flatnonzero(src.y_test >= train_classes)
     return Splits(
         name,

@@ -76,3 +76,30 @@ def write_list(path: Path, root: Path, paths, labels) -> Path:
                                                                               strict=True)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def encoded(image: Image.Image, fmt: str = "JPEG") -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def tfds_records(n: int, classes: int, seed: int = 0):
+    """`as_dataset_fn` for `tfds.testing.mock_data`: real digits as variable-size RGB JPEG
+    records (images left encoded, as SkipDecoding returns them), labels cycling through
+    `classes` so every class has images. Works for any builder whose supervised keys are
+    (image, label-like): the keys are read from the builder's info."""
+    import tensorflow as tf
+
+    x, _ = mnist(n)
+    images = [encoded(im) for im in rgb_variants(x, seed)]
+
+    def as_dataset(self, split=None, decoders=None, **kwargs):
+        image_key, label_key = self.info.supervised_keys
+        labels = [(i * 7919 + len(str(split))) % classes for i in range(n)]
+        return tf.data.Dataset.from_tensor_slices(
+            {image_key: tf.constant(images), label_key: tf.constant(labels, tf.int64)})
+
+    return as_dataset
