@@ -116,6 +116,7 @@ class Checkpoint(keras.callbacks.Callback):
             "history": self.history,
             "model_sha256": sha256(tmp_model),
         }
+        state["state_sha256"] = _state_digest(state)
         tmp_state = self.directory / "state.tmp.json"
         tmp_state.write_text(json.dumps(state))
         _flush(tmp_state)
@@ -134,6 +135,12 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _state_digest(state: dict) -> str:
+    """SHA-256 of the state's own content (all but this field), in a canonical JSON form."""
+    content = {k: v for k, v in state.items() if k != "state_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def _flush(path: Path) -> None:
@@ -177,8 +184,8 @@ def verified_state(directory: Path) -> tuple[dict | None, list[str]]:
     """The newest state of `directory` whose model file verifies, with `"checkpoint"` set to
     that file's name → (state or None, what is wrong with each newer or unusable file).
 
-    A state file verifies when it is JSON with the fields `restore` needs and a model file of
-    the folder has its `model_sha256`. A state written before checksums existed (no
+    A state file verifies when it is JSON with the fields `restore` needs, its own content
+    has its `state_sha256` and a model file of the folder has its `model_sha256`. A state written before checksums existed (no
     `model_sha256`) is paired with `last.keras` when that is an intact zip archive."""
     directory = Path(directory)
     models = {name: directory / name for name in (LAST, PREVIOUS) if (directory / name).is_file()}
@@ -193,6 +200,9 @@ def verified_state(directory: Path) -> tuple[dict | None, list[str]]:
             int(state["epoch"]), dict(state["history"]), list(state["seed_generators"])
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             problems.append(f"{name} is unreadable ({type(exc).__name__})")
+            continue
+        if "state_sha256" in state and state["state_sha256"] != _state_digest(state):
+            problems.append(f"{name} does not match its checksum")
             continue
         states.append((name, state))
     for name, state in sorted(states, key=lambda item: -int(item[1]["epoch"])):

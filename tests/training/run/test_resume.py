@@ -133,3 +133,74 @@ def test_resume_without_checkpoint_or_after_last_epoch_is_refused(tiny, mlflow_s
     with pytest.raises(ConfigError, match="already completed 2 of epochs=2"):
         train(tiny(resume=run_id, epochs=2))
     assert mlflow.MlflowClient().get_run(run_id).info.status == "FINISHED"
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    path.write_bytes(bytes(data))
+
+
+def _flip_a_digit(path: Path) -> None:
+    """Still valid JSON, one history value changed: only the state's own checksum sees it."""
+    text = path.read_text()
+    at = text.index('"history"') + text[text.index('"history"'):].index(".") + 1
+    digit = "1" if text[at] != "1" else "2"
+    path.write_text(text[:at] + digit + text[at + 1:])
+
+
+@pytest.mark.slow
+def test_a_damaged_checkpoint_resumes_from_the_newest_that_verifies(
+    tiny, mlflow_store, tmp_path, capsys
+):
+    """Issue 28: a truncated or flipped `last.keras` or `state.json` is found by its checksum;
+    resume uses the previous pair and says so; when no pair verifies, exit 2 naming the files
+    (never a silent start from scratch)."""
+    import shutil
+
+    from training.run.checkpoint import verified_state
+    from training.train import main as train_main
+
+    config = tiny(loss="ce", epochs=2)
+    run_id = train(config)["run_id"]
+    folder = Path(config.checkpoint_dir) / run_id
+    assert verified_state(folder)[0]["checkpoint"] == "last.keras"
+    assert json.loads((folder / "previous.state.json").read_text())["epoch"] == 1
+    damages = {"last.keras": (_truncate, _flip), "state.json": (_truncate, _flip, _flip_a_digit)}
+    for name, kinds in damages.items():
+        for damage in kinds:
+            copy = tmp_path / f"{name}-{damage.__name__}"
+            shutil.copytree(folder, copy)
+            damage(copy / name)
+            state, problems = verified_state(copy)
+            assert (state["epoch"], state["checkpoint"]) == (1, "previous.keras"), (name, damage)
+            assert len(problems) == 1 and problems[0].startswith("state.json"), problems
+
+    # The real command: last.keras truncated; the run continues after epoch 1, and says so.
+    capsys.readouterr()
+    _truncate(folder / "last.keras")
+    assert train_main([f"resume={run_id}", "epochs=3"]) == 0
+    out = capsys.readouterr().out
+    assert (f"checkpoint {folder / 'previous.keras'} (epoch 1) verified; skipped: state.json "
+            "(epoch 2): no model file has its checksum") in out
+    assert f"resuming run {run_id} after epoch 1" in out
+    assert verified_state(folder)[0]["epoch"] == 3
+
+    # Nothing verifies: exit 2, one line naming every file, the run untouched.
+    client = mlflow.MlflowClient()
+    before = client.get_run(run_id)
+    _flip(folder / "last.keras")
+    _truncate(folder / "previous.state.json")
+    assert train_main([f"resume={run_id}", "epochs=4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"error: resume={run_id}: no checkpoint in {folder} verifies (" in err
+    assert "previous.state.json is unreadable (JSONDecodeError)" in err
+    assert "state.json (epoch 3): no model file has its checksum" in err
+    after = client.get_run(run_id)
+    assert (after.info.status, after.info.end_time) == (before.info.status, before.info.end_time)
