@@ -186,3 +186,54 @@ def side_by_side(landscapes: dict[str, Landscape], title: str) -> Figure:
     lines.legend(fontsize=8)
     figure.suptitle(title)
     return figure
+
+
+def spectral_density_figure(grid: np.ndarray, density: np.ndarray, title: str, *,
+                            subtitle: str = "", top: float | None = None) -> Figure:
+    """Eigenvalue density of the Hessian from stochastic Lanczos quadrature (PyHessian's plot).
+
+    Args:
+        grid, density: the smoothed density on its grid (``hessian.density_on_grid``).
+        title: first line of the title; subtitle: how it was computed (probes × steps).
+        top: the top eigenvalue from ``eigsh``, marked when given.
+    Log y-axis: the bulk near 0 holds almost all of the mass.
+    """
+    figure = new_figure((6.4, 4.0))
+    axes = figure.add_subplot()
+    curve = np.asarray(density)
+    axes.semilogy(grid, np.maximum(curve, 1e-12), color="tab:blue")
+    if top is not None:
+        axes.axvline(top, color="tab:red", linestyle="--", linewidth=1,
+                     label=f"top eigenvalue (Lanczos): {top:.4g}")
+        axes.legend(fontsize=8)
+    axes.set_ylim(bottom=max(1e-8, curve.max() * 1e-8))
+    axes.set_xlabel("eigenvalue of the Hessian")
+    axes.set_ylabel("density (log scale)")
+    axes.set_title(f"{title}\nHessian eigenvalue density (stochastic Lanczos quadrature"
+                   f"{', ' + subtitle if subtitle else ''})")
+    axes.grid(alpha=GRID_ALPHA)
+    return figure
+
+
+def per_class_curvature_figure(counts: np.ndarray, top: np.ndarray, minimum: np.ndarray,
+                               names: list[str], title: str) -> Figure:
+    """Top and most negative Hessian eigenvalue of each class's loss, classes ordered from the
+    most to the least trained images (head → tail; Rangwani et al. 2022: tail classes sit at
+    saddles, with large negative eigenvalues)."""
+    order = np.argsort(-np.asarray(counts), kind="stable")
+    figure = new_figure((max(6.4, 0.5 * len(order) + 2), 4.4))
+    axes = figure.add_subplot()
+    positions = np.arange(len(order))
+    axes.bar(positions - 0.2, np.asarray(top)[order], 0.4, color="tab:red",
+             label="top eigenvalue λ_max")
+    axes.bar(positions + 0.2, np.asarray(minimum)[order], 0.4, color="tab:blue",
+             label="most negative eigenvalue λ_min")
+    axes.axhline(0, color="black", linewidth=0.8)
+    axes.set_xticks(positions, [f"{names[i]}\n{counts[i]}" for i in order], fontsize=8)
+    axes.set_xlabel("class / training images (head → tail)")
+    axes.set_ylabel("eigenvalue of the class's loss Hessian")
+    axes.set_yscale("symlog", linthresh=max(1e-3, float(np.nanmax(np.abs(minimum))) / 100))
+    axes.set_title(f"{title}\ncurvature per class")
+    axes.grid(alpha=GRID_ALPHA, axis="y")
+    axes.legend(fontsize=8)
+    return figure

@@ -18,7 +18,7 @@ import numpy as np
 from models import inference_model
 from training import plots
 from training.config import SELECTION_METRIC, Config
-from training.landscape import landscape_for_config, log_landscape
+from training.landscape import curvature, landscape_for_config, log_landscape
 from training.run import checkpoint, evaluate, runtime, tracking
 from training.run.builders import (
     build_loss,
@@ -124,6 +124,7 @@ def train(
             EpochEvaluation(evaluate_val, history, print_lines=not progress_bar),
             Checkpoint(ckpt_dir, history, config.seed),
             MlflowLogger(history),
+            *curvature.curvature_callbacks(config, loss_fn, splits),  # curvature_every
             *(callbacks or []),
         ]
         if config.early_stopping:
@@ -164,6 +165,9 @@ def train(
                 config, model, loss_fn, initial, splits.x_train, splits.y_train
             )
             log_landscape(landscape, title=f"{config.loss} on {config.dataset}")
+        if curvature.wants_curvature(config):  # Hessian spectrum, trace, sharpness_rho
+            curvature.log_for_run(config, model, loss_fn, splits, step=epochs_done,
+                                  title=f"{config.loss} on {config.dataset}")
 
     _print_summary(config, run, test, wall)
     return {"run_id": run_id, "experiment_id": run.info.experiment_id, "wall_seconds": wall, **test}
