@@ -5,6 +5,7 @@ In-process through `run_cli(train, argv)` where possible; the signals need a rea
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -207,7 +208,7 @@ def test_sigint_and_sigterm_keep_the_checkpoint_and_close_killed(tmp_path, new_s
                                                                monkeypatch, capsys):
     """Both signals in parallel processes (each ~10 s of TF import); then the SIGTERM'd run
     is resumed through the command line's entry point and finishes as the same run."""
-    cases = {signal.SIGINT: 130, signal.SIGTERM: 143}
+    cases = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -9}
     procs = {}
     for sig in cases:
         store = new_store(tmp_path / f"{sig.name}.db")
@@ -217,6 +218,9 @@ def test_sigint_and_sigterm_keep_the_checkpoint_and_close_killed(tmp_path, new_s
         proc.send_signal(sig)
     for sig, (store, _, proc) in procs.items():
         _, err = proc.communicate(timeout=120)
+        if sig == signal.SIGKILL:  # nothing can close its run: the next command does (below)
+            assert proc.returncode == -9 and _only_run(store).info.status == "RUNNING"
+            continue
         run = _only_run(store)
         assert proc.returncode == cases[sig], err[-2000:]
         assert run.info.status == "KILLED"
@@ -242,6 +246,64 @@ def test_sigint_and_sigterm_keep_the_checkpoint_and_close_killed(tmp_path, new_s
     assert run.info.status == "FINISHED"
     history = mlflow.MlflowClient(store).get_metric_history(run_id, "val/accuracy")
     assert sorted(m.step for m in history) == list(range(1, done + 2))
+
+    _stale_runs_are_closed_by_the_next_command(procs[signal.SIGKILL][0], procs[signal.SIGKILL][2])
+
+
+def _fake_run(client, experiment_id: str, name: str, **tags: str) -> str:
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    return run.info.run_id
+
+
+def _stale_runs_are_closed_by_the_next_command(store: str, killed: subprocess.Popen) -> None:
+    """Issue 28: a run whose process was killed with SIGKILL is marked KILLED by the next
+    command that opens the store (here `make report`, which then exits 2: no compare), one
+    line per run; so is a run of another host whose heartbeat is old. A run of another host
+    with a fresh heartbeat, a live run of this host (whatever its heartbeat) and a run
+    without our tags are never touched. `make runs-clean` does the same on demand."""
+    from training.store import HEARTBEAT_TAG, HOST_TAG, PID_TAG, START_TAG, _process_start
+
+    client = mlflow.MlflowClient(store)
+    (killed_run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    tags = killed_run.data.tags
+    assert (tags[HOST_TAG], tags[PID_TAG]) == (socket.gethostname(), str(killed.pid))
+    experiment = killed_run.info.experiment_id
+    now = time.time()
+
+    def beat(age: float) -> str:
+        return datetime.datetime.fromtimestamp(now - age, datetime.timezone.utc).isoformat()
+
+    me = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
+          START_TAG: _process_start(os.getpid())}
+    other = {HOST_TAG: "another-host", PID_TAG: "4242"}
+    fresh = _fake_run(client, experiment, "fresh", **other, **{HEARTBEAT_TAG: beat(60)})
+    old = _fake_run(client, experiment, "old", **other, **{HEARTBEAT_TAG: beat(7200)})
+    live = _fake_run(client, experiment, "live", **me, **{HEARTBEAT_TAG: beat(7200)})
+    foreign = _fake_run(client, experiment, "foreign")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    report = subprocess.run([sys.executable, "-m", "training.report"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 2, report.stderr[-2000:]
+    marked = [line for line in report.stdout.splitlines() if line.startswith("marked run")]
+    assert len(marked) == 2, report.stdout
+    assert (f"marked run {killed_run.info.run_id} ({killed_run.info.run_name}) KILLED: its "
+            f"process {killed.pid} on {socket.gethostname()} is gone") in marked
+    (line,) = [m for m in marked if m.startswith(f"marked run {old} (old) KILLED: ")]
+    assert line.startswith(f"marked run {old} (old) KILLED: no heartbeat from another-host "
+                           "(process 4242) for 72") and line.endswith(" s (limit 900 s)"), line
+    status = {r: client.get_run(r).info.status
+              for r in (killed_run.info.run_id, old, fresh, live, foreign)}
+    assert status == {killed_run.info.run_id: "KILLED", old: "KILLED", fresh: "RUNNING",
+                      live: "RUNNING", foreign: "RUNNING"}
+    assert "gone" in client.get_run(killed_run.info.run_id).data.tags["losslab.status_reason"]
+
+    # On demand, with a shorter limit: now the fresh run of the other host is stale too.
+    clean = subprocess.run([sys.executable, "-m", "training.store", "stale_after=30"],
+                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    assert clean.stdout.splitlines()[-1] == f"1 stale run(s) marked KILLED in {store}"
+    assert f"marked run {fresh} (fresh) KILLED: no heartbeat from another-host" in clean.stdout
+    assert client.get_run(live).info.status == "RUNNING"
 
 
 def test_signals_held_defers_a_signal_until_the_block_ends():
