@@ -27,9 +27,19 @@ from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
 from training.config import Config, ConfigError
+from training.data.images import ArrayImages
 from training.errors import RunKilled, TrackingError  # noqa: F401 (re-exported)
-from training.reachable import check_reachable  # noqa: F401 (re-exported)
+from training.reachable import (  # noqa: F401 (re-exported)
+    DEFAULT_URI,
+    check_reachable,
+    check_store,
+    redact,
+    scrub,
+    tracking_uri,
+    without_credentials,
+)
 from training.reopen import start_existing_run
+from training.store import heartbeat, heartbeat_tag, open_store, store_lock
 from training.tags import ERROR_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -218,8 +228,12 @@ def log_dataset(splits, contexts: tuple[str, ...] = ("train", "val", "test")) ->
         with warnings.catch_warnings():
             # A local path matches two equivalent MLflow source types; it picks one and warns.
             warnings.simplefilter("ignore", UserWarning)
+            # Small in-RAM splits are hashed whole; a streamed split by its labels alone
+            # (reading 120k images only to hash them would cost an epoch of decoding).
+            features = x.array if isinstance(x, ArrayImages) else y
             dataset = mlflow.data.from_numpy(
-                x, targets=y, name=f"{splits.name}:{context}", source=_source(splits.name)
+                features, targets=y, name=f"{splits.name}:{context}",
+                source=_source(splits.name)
             )
         counts_text = json.dumps({int(c): int(n) for c, n in zip(classes, counts, strict=True)})
         tags = {"examples": str(len(y)), "class_counts": counts_text}
@@ -229,8 +243,11 @@ def log_dataset(splits, contexts: tuple[str, ...] = ("train", "val", "test")) ->
 
 def _source(name: str) -> str:
     """Where the data came from: a local IDX folder, or the dataset's public catalogue page."""
-    if name.startswith("idx:"):
-        return str(Path(name[4:]).resolve())
+    for prefix in ("idx:", "folder:", "list:"):
+        if name.startswith(prefix):
+            return str(Path(name[len(prefix):].split(",")[0]).resolve())
+    if ":" in name:  # a user's module:function
+        return name
     if name == "digits":
         return "https://scikit-learn.org/stable/datasets/toy_dataset.html#digits-dataset"
     return f"https://www.tensorflow.org/datasets/catalog/{name}"

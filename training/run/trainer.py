@@ -19,7 +19,7 @@ from models import inference_model
 from training import plots
 from training.config import SELECTION_METRIC, Config
 from training.landscape import curvature, landscape_for_config, log_landscape
-from training.run import checkpoint, evaluate, runtime, tracking
+from training.run import backbone, checkpoint, evaluate, optim, runtime, tracking
 from training.run.builders import (
     build_loss,
     build_model,
@@ -85,7 +85,7 @@ def train(
         model = build_model(config, splits.x_train.shape[1:], splits.num_classes)
         runtime.sync_batch_norm(model, strategy)  # >1 replica: global-batch statistics
         model.compile(
-            optimizer=build_optimizer(config, steps),
+            optimizer=build_optimizer(config, steps, model),  # per-variable rates, decay
             loss=loss_fn,
             metrics=statistics_metrics(loss_fn),
             jit_compile=runtime.jit_compile(config),
@@ -110,16 +110,19 @@ def train(
         else:
             ckpt_dir = checkpoint.run_folder(config.checkpoint_dir, run_id)
             tracking.log_config(config)
+            backbone.log_source(config, model)  # backbone size, weights' origin and sha256
             if reweight is not None:  # 1-based, as the curves count epochs
                 mlflow.log_param("loss.drw_epoch", reweight[0] + 1)
             tracking.log_dataset(splits, ("train", "val", "test") if evaluate_test
                                  else ("train", "val"))
+            _log_data_settings(splits)
             checkpoint.start(model, ckpt_dir)  # initial weights; the run's tag points here
 
         # --- fit: val metrics (into Keras logs as val_<name>), checkpoint, MLflow log ------
         evaluate_val = _evaluator(config, model, loss_fn, splits.x_val, splits.y_val, splits)
         progress_bar = sys.stdout.isatty()  # Keras's bar on a terminal; one line per epoch else
         callbacks = [
+            *optim.callbacks(config),  # warm-up: backbone frozen for the first epochs
             StopOnNonFinite(),
             EpochEvaluation(evaluate_val, history, print_lines=not progress_bar),
             Checkpoint(ckpt_dir, history, config.seed),
@@ -187,7 +190,8 @@ def _fit_as_worker(config, model, train_data, steps, initial_epoch, history) -> 
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps,
-            callbacks=[StopOnNonFinite(), Checkpoint(Path(scratch), history, config.seed)],
+            callbacks=[*optim.callbacks(config), StopOnNonFinite(),
+                       Checkpoint(Path(scratch), history, config.seed)],
             shuffle=False,
             verbose=0,
         )
@@ -233,6 +237,16 @@ def _test_and_figures(config, model, loss_fn, splits, history) -> dict[str, floa
     tracking.log_figure(plots.embedding_projection(embeddings, y, names), "plots/embeddings.png")
     tracking.log_figure(plots.neighbour_grid(x, embeddings, y), "plots/neighbours.png")
     return scores
+
+
+def _log_data_settings(splits) -> None:
+    """What the config left open, as resolved: the cache and the model's input; and the images
+    skipped as unreadable (`skip_bad_images=true`): their count and the first 20 paths."""
+    height, _, channels = splits.input_shape
+    mlflow.log_params({"data.cache": splits.cache, "data.image_size": height,
+                       "data.channels": channels, "data.skipped_images": splits.skipped_count})
+    if splits.skipped_count:
+        mlflow.log_text("\n".join(splits.skipped) + "\n", "data/skipped_images.txt")
 
 
 def _train_counts(splits) -> np.ndarray:
