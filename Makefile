@@ -94,7 +94,7 @@ lock_header = { printf '%s\n' \
 	'\# Install: pip install -r $(1) && pip install --no-deps -e .   (what `make` does)'; \
 	cat $(1); } > $(1).tmp && mv $(1).tmp $(1)
 
-.PHONY: help venv lock train tune test test-backends lint bench ui compare report landscape server workers clean
+.PHONY: help venv lock train tune test test-backends lint bench ui compare report landscape server workers runs-clean clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / { s = $$2; \
@@ -164,6 +164,9 @@ server: $(STAMP_DEV) ## Team tracking server on PostgreSQL (see mlflow/README.md
 
 workers: $(STAMP_RUN) ## N local tf.distribute workers on loopback: make workers WORKERS=2 LOSS=ce
 	$(PY) -m training.workers workers=$(WORKERS) $(TRAIN_ARGS)
+
+runs-clean: $(STAMP_RUN) ## Mark RUNNING runs whose process is gone (or, on another host, whose heartbeat is stale) KILLED
+	$(PY) -m training.store $(ARGS)
 
 clean: ## Remove caches (keeps .venv, mlflow.db and checkpoints)
 	rm -rf .pytest_cache .ruff_cache **/__pycache__
