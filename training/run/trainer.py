@@ -31,6 +31,7 @@ from training.run.builders import (
 )
 from training.run.callbacks import EpochEvaluation, MlflowLogger, StopOnNonFinite
 from training.run.checkpoint import Checkpoint
+from training.run.sam import sam_from_config
 from training.tags import STOPPED_EPOCH_TAG
 
 
@@ -83,6 +84,7 @@ def train(
     loss_fn = build_loss(config, splits.y_train, splits.num_classes)
     with strategy.scope():
         model = build_model(config, splits.x_train.shape[1:], splits.num_classes)
+        sam_from_config(model, config)  # sam_rho > 0: SAM/ASAM steps (training/run/sam.py)
         runtime.sync_batch_norm(model, strategy)  # >1 replica: global-batch statistics
         model.compile(
             optimizer=build_optimizer(config, steps, model),  # per-variable rates, decay
