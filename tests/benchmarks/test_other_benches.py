@@ -45,3 +45,11 @@ def test_training_benchmark_fills_its_tables():
     assert "Epoch-end work:" in stdout
     assert [r[0] for r in _rows(stdout, "| 1,000 |") + _rows(stdout, "| 4,000 |")] == [
         "1,000", "4,000"]  # retrieval evaluation at both sizes
+
+
+@pytest.mark.slow
+def test_data_benchmark_fills_its_tables():
+    stdout = _bench("benchmarks.data", "--quick")
+    assert _rows(stdout, "| losslab folder: (cache=none)") and _rows(stdout, "| idx: |")
+    rss = _rows(stdout, "| 400 |")
+    assert len(rss) == 1 and float(rss[0][1]) > 0  # peak RSS of the larger set, in MB

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from written import mnist, write_list, write_png_folder, write_rgb_folder
 
 from training.data import DataError, load_splits, prepare_splits
 from training.data.cache import prepare
 from training.data.images import View
 from training.data.sources import load_source
-from written import mnist, write_list, write_png_folder, write_rgb_folder
 
 
 def _prepare(splits, cache="memory", skip=False, size=None, folder=None, policy="none"):

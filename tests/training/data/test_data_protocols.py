@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from written import mnist, tfds_records, write_png_folder
 
 from training.data import DataError, load_splits, prepare_splits
 from training.data.catalog import PROTOCOLS
 from training.data.images import TfdsImages
 from training.data.source import Source
 from training.data.splits import _classification, _retrieval
-from written import mnist, tfds_records, write_png_folder
 
 
 def _lazy(n: int) -> TfdsImages:

@@ -5,17 +5,23 @@ interrupted `folder:` run resumes exactly, variable-size RGB trains through `fol
 from __future__ import annotations
 
 import mlflow
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
+from written import (
+    class_major,
+    mnist,
+    tfds_records,
+    write_idx,
+    write_list,
+    write_png_folder,
+    write_rgb_folder,
+)
 
 from training.cli import run_cli
 from training.config import Config
 from training.run.callbacks import MlflowLogger
 from training.train import train
-from written import (class_major, mnist, tfds_records, write_idx, write_list, write_png_folder,
-                     write_rgb_folder)
 
 pytestmark = pytest.mark.slow
 SKIP = ("run_id", "experiment_id", "wall_seconds")
