@@ -1,6 +1,16 @@
-"""The two models losslab trains: a classifier (logits) and an embedding net."""
+"""The heads losslab puts on a backbone: a classifier (dense or cosine logits), an embedding
+(L2-normalised), and class proxies on that embedding. Any backbone of the registry
+(`models/registry.py`) takes any head; `small_cnn` and `embedding_net` are the default
+backbone's two models, kept as functions.
+
+Layer order is fixed: image input → augmentation → backbone (a nested model) → head. The
+backbone is built after the augmentation block, so a seed gives the same initial weights as
+before the registry existed.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import keras
 
@@ -18,6 +28,88 @@ def _images(shape, augment: str, seed: int | None):
     return inputs, (block(inputs) if block is not None else inputs)
 
 
+def classifier(
+    make_backbone: Callable[[], keras.Model],
+    input_shape,
+    num_classes: int,
+    *,
+    head: str = "dense",
+    dropout: float = 0.0,
+    l2: float = 0.0,
+    augment: str = "none",
+    seed: int | None = None,
+    name: str = "classifier",
+) -> keras.Model:
+    """Images (B, H, W, C) in [0, 1] → logits float32 (B, num_classes).
+
+    Backbone features → [dropout] → dense logits, or the cosine head of LDAM and ArcFace
+    (Cao et al. 2019): cosines in [−1, 1] of L2-normalised features and L2-normalised class
+    weights (`losses.ProxyHead`), no bias; the loss scales them. The last layer is float32,
+    so logits (and the loss) stay float32 under a mixed-precision policy.
+
+    Args:
+        make_backbone: () -> keras.Model, images → (B, F); called after the augmentation.
+        input_shape: (H, W, C).
+        num_classes: >= 2.
+        head: "dense" or "cosine".
+        dropout: rate before the head, in [0, 1); 0 = no dropout layer.
+        l2: ridge penalty λ on the dense head's kernel.
+        augment: training-time augmentation policy, one of ``models.augment.POLICIES``.
+        seed: seed of the augmentation layers (None = unseeded).
+        name: the model's name.
+    """
+    if head not in HEADS:
+        raise ValueError(f"head={head!r} is not valid; choose one of: {', '.join(HEADS)}")
+    if not (isinstance(num_classes, int) and num_classes >= 2):
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    inputs, images = _images(tuple(input_shape), augment, seed)
+    h = make_backbone()(images)
+    if dropout > 0:
+        h = keras.layers.Dropout(dropout, name="dropout")(h)
+    if head == "cosine":
+        logits = ProxyHead(num_classes, name="logits")(h)
+    else:
+        logits = keras.layers.Dense(
+            num_classes, kernel_regularizer=regularizer(l2), dtype="float32", name="logits"
+        )(h)
+    return keras.Model(inputs, logits, name=name)
+
+
+def embedder(
+    make_backbone: Callable[[], keras.Model],
+    input_shape,
+    dim: int | None,
+    *,
+    l2: float = 0.0,
+    augment: str = "none",
+    seed: int | None = None,
+    name: str = "embedding_net",
+) -> keras.Model:
+    """Images (B, H, W, C) → unit-norm float32 embeddings (B, D): backbone features →
+    [dense(dim)] → L2 normalisation, in float32 (normalising in float16 loses the small
+    differences between nearby embeddings). On the unit sphere, euclidean and cosine distance
+    rank neighbours the same way: d² = 2 − 2·cos. `dim=None`: no projection, D = F."""
+    if not (dim is None or (isinstance(dim, int) and not isinstance(dim, bool) and dim >= 2)):
+        raise ValueError(f"dim must be an integer >= 2 or None (no projection), got {dim!r}")
+    inputs, images = _images(tuple(input_shape), augment, seed)
+    h = make_backbone()(images)
+    if dim is not None:
+        h = keras.layers.Dense(
+            dim, kernel_regularizer=regularizer(l2), dtype="float32", name="project"
+        )(h)
+    outputs = keras.layers.UnitNormalization(axis=-1, dtype="float32", name="l2_normalize")(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def with_proxies(embedding: keras.Model, num_classes: int) -> keras.Model:
+    """The training model of a proxy loss: embedding net → cosines (B, C) to learned class
+    proxies (`losses.ProxyHead`). The inference model is `embedding` itself."""
+    cosines = ProxyHead(num_classes, name="proxies")(embedding.output)
+    return keras.Model(embedding.input, cosines, name=f"{embedding.name}_proxies")
+
+
 def small_cnn(
     input_shape,
     num_classes: int,
@@ -28,13 +120,8 @@ def small_cnn(
     seed: int | None = None,
     head: str = "dense",
 ) -> keras.Model:
-    """Classifier: images (B, H, W, C) in [0, 1] → logits float32 (B, num_classes).
-
-    Trunk → dropout → head. The last layer is float32 so logits (and the loss computed
-    from them) stay float32 under a mixed-precision policy. `head="cosine"` gives the
-    normalised classifier of LDAM and ArcFace (Cao et al. 2019): logits are cosines in
-    [−1, 1] of L2-normalised features and L2-normalised class weights (`losses.ProxyHead`),
-    with no bias; the loss scales them.
+    """The default classifier: the conv trunk (models/trunk.py) → dropout → dense or cosine
+    head. Images (B, H, W, C) in [0, 1], H, W >= 8 → logits float32 (B, num_classes).
 
     Args:
         input_shape: (H, W, C), H and W >= 8.
@@ -46,29 +133,9 @@ def small_cnn(
         head: "dense" (logits) or "cosine" (cosine logits).
     """
     shape = check_input_shape(input_shape)
-    if head not in HEADS:
-        raise ValueError(f"head={head!r} is not valid; choose one of: {', '.join(HEADS)}")
-    if not (isinstance(num_classes, int) and num_classes >= 2):
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    inputs, images = _images(shape, augment, seed)
-    h = conv_trunk(shape, l2=l2)(images)
-    h = keras.layers.Dropout(dropout, name="dropout")(h)
-    if head == "cosine":
-        logits = ProxyHead(num_classes, name="logits")(h)
-    else:
-        logits = keras.layers.Dense(
-            num_classes, kernel_regularizer=regularizer(l2), dtype="float32", name="logits"
-        )(h)
-    return keras.Model(inputs, logits, name="small_cnn")
-
-
-def with_proxies(embedding: keras.Model, num_classes: int) -> keras.Model:
-    """The training model of a proxy loss: embedding net → cosines (B, C) to learned class
-    proxies (`losses.ProxyHead`). The inference model is `embedding` itself."""
-    cosines = ProxyHead(num_classes, name="proxies")(embedding.output)
-    return keras.Model(embedding.input, cosines, name=f"{embedding.name}_proxies")
+    regularizer(l2)  # a bad l2 fails before anything is built
+    return classifier(lambda: conv_trunk(shape, l2=l2), shape, num_classes, head=head,
+                      dropout=dropout, l2=l2, augment=augment, seed=seed, name="small_cnn")
 
 
 def embedding_net(
@@ -79,11 +146,8 @@ def embedding_net(
     augment: str = "none",
     seed: int | None = None,
 ) -> keras.Model:
-    """Embedding net: images (B, H, W, C) → unit-norm float32 embeddings (B, D).
-
-    Trunk (last map flattened) → [dense(dim)] → L2 normalisation, in float32 (normalising in
-    float16 loses the small differences between nearby embeddings). On the unit sphere,
-    euclidean and cosine distance rank neighbours the same way: d² = 2 − 2·cos.
+    """The default embedding net: the conv trunk, last map flattened → [dense(dim)] → L2
+    normalisation. Images (B, H, W, C), H, W >= 8 → unit-norm float32 (B, D).
 
     Flattening rather than average pooling keeps where a stroke is, which the held-out
     classes need. ``dim=None`` drops the projection: the embedding is the flattened map
@@ -101,13 +165,5 @@ def embedding_net(
         seed: seed of the augmentation layers (None = unseeded).
     """
     shape = check_input_shape(input_shape)
-    if not (dim is None or (isinstance(dim, int) and not isinstance(dim, bool) and dim >= 2)):
-        raise ValueError(f"dim must be an integer >= 2 or None (no projection), got {dim!r}")
-    inputs, images = _images(shape, augment, seed)
-    h = conv_trunk(shape, l2=l2, pooling="flatten")(images)
-    if dim is not None:
-        h = keras.layers.Dense(
-            dim, kernel_regularizer=regularizer(l2), dtype="float32", name="project"
-        )(h)
-    outputs = keras.layers.UnitNormalization(axis=-1, dtype="float32", name="l2_normalize")(h)
-    return keras.Model(inputs, outputs, name="embedding_net")
+    return embedder(lambda: conv_trunk(shape, l2=l2, pooling="flatten"), shape, dim, l2=l2,
+                    augment=augment, seed=seed, name="embedding_net")

@@ -85,3 +85,8 @@ def conv_trunk(
             size //= 2
     outputs = POOLINGS[pooling]()(h)
     return keras.Model(inputs, outputs, name=name)
+
+
+def small_cnn_backbone(input_shape, *, l2: float = 0.0, pooling: str = "avg") -> keras.Model:
+    """The registry's builder of `small_cnn` (`models/catalog.py`): the trunk above."""
+    return conv_trunk(input_shape, l2=l2, pooling=pooling)

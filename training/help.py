@@ -11,6 +11,7 @@ import typing
 
 from training.config import Config, config_fields
 from training.loss_catalog import catalog, import_plugins, loss_spec
+from training.model_catalog import model_lines
 
 WIDTH = 22
 
@@ -62,6 +63,23 @@ def loss_arg_lines(name: str) -> list[str]:
     return [head, *body]
 
 
+# What the model keys do together (one place: `--help` of train and compare).
+PROTOCOL_HELP = [
+    "Backbones take images in [0, 1] (grayscale is tiled to 3 channels where a model wants",
+    "RGB); params exclude the head. pretrained=imagenet reads Keras's weight file from",
+    "$KERAS_HOME/models (default ~/.keras/models), downloading it where a network exists;",
+    "pretrained=PATH a .weights.h5/.keras file of the same backbone. embedding_dim=none is",
+    "the model's default: none (the trunk map) on small_cnn, 128 on every other backbone.",
+    "l2 vs weight_decay: l2=λ adds λ‖w‖² on the kernels to the loss (logged in train/loss;",
+    "its gradient 2λw goes through Adam's scaling). weight_decay=λ is not in the loss and",
+    "acts on every trained variable as PyTorch's optimisers do: sgd and adam add λw to the",
+    "gradient, adamw shrinks w by lr·λ·w each step (decoupled). head_lr_mult multiplies",
+    "the rate of the head and class proxies, per variable (Adam ignores gradient scale);",
+    "warmup_epochs trains only the head and proxies first; freeze_bn keeps BatchNorm's",
+    "statistics and scale/offset as loaded.",
+]
+
+
 def _named(argv: list[str], key: str) -> str | None:
     for word in argv:
         k, sep, v = word.partition("=")
@@ -83,6 +101,11 @@ def train_help(argv: list[str]) -> str:
         *loss_lines(),
         "",
         *loss_arg_lines(loss),
+        "",
+        "Models (model=NAME, or model=module:function returning your own keras.Model):",
+        *model_lines(WIDTH),
+        "",
+        *PROTOCOL_HELP,
         "",
         "Exit codes: 0 done, 1 failed during training, 2 bad input (nothing started), "
         "130/143 interrupted.",

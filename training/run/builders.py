@@ -1,7 +1,8 @@
 """Config → the objects a run trains with: loss, model, optimiser, input pipeline.
 
 The loss and the head it needs come from the loss's registry entry (`losses/catalog.py`), so
-adding a loss adds nothing here; optimisers are one entry of `OPTIMIZERS`.
+adding a loss adds nothing here; the model comes from the model registry
+(`training/run/backbone.py`), the optimiser from `training/run/optim.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import keras
 import numpy as np
 
 import losses
-from models import embedding_net, small_cnn, with_proxies
 from training.config import Config
 from training.run.checkpoint import run_folder
 from training.data import (
@@ -22,6 +22,7 @@ from training.data import (
     pk_steps_per_epoch,
     prepare_splits,
 )
+from training.run import backbone, optim
 
 # --- data --------------------------------------------------------------------------------
 
@@ -97,39 +98,20 @@ def statistics_metrics(loss) -> list:
 
 
 def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
-    """The training model for the loss's input (its entry's `output`): a classifier with a
-    dense or cosine head, an embedding net, or an embedding net with class proxies.
-    Augmentation is inside the model (active in `fit` only), seeded with the run's seed."""
-    augment, seed = config.resolved_augment(), config.seed
-    if config.task == "classification":
-        return small_cnn(input_shape, num_classes, l2=config.l2, augment=augment, seed=seed,
-                         head=config.resolved_head())
-    net = embedding_net(
-        input_shape, dim=config.embedding_dim, l2=config.l2, augment=augment, seed=seed
-    )
-    if config.spec.output == "proxy_cosines":
-        return with_proxies(net, num_classes)
-    return net
+    """The training model for the loss's input (its entry's `output`) on the backbone
+    `config.model`: a classifier with a dense or cosine head, an embedding net, or an
+    embedding net with class proxies. Bad model settings raise ConfigError (exit 2)."""
+    return backbone.build_model(config, input_shape, num_classes)
 
 
 # --- optimiser ---------------------------------------------------------------------------
 
-OPTIMIZERS = {
-    "adam": lambda lr: keras.optimizers.Adam(lr),
-    "adamw": lambda lr: keras.optimizers.AdamW(lr, weight_decay=1e-4),
-    "sgd": lambda lr: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
-}
 
-
-def build_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    lr = config.learning_rate
-    if config.lr_schedule == "cosine":
-        # Decays to 1% of the peak over the whole run; the schedule depends on the optimiser's
-        # iteration count, which a checkpoint restores, so a resumed run continues the curve.
-        lr = keras.optimizers.schedules.CosineDecay(
-            lr, decay_steps=config.epochs * steps_per_epoch, alpha=0.01
-        )
-    return OPTIMIZERS[config.optimizer](lr)
+def build_optimizer(config: Config, steps_per_epoch: int,
+                    model: keras.Model | None = None) -> keras.optimizers.Optimizer:
+    """The run's optimiser: per-variable rates, weight decay, warm-up (`training/run/optim.py`;
+    `model` is needed when `head_lr_mult` != 1, for a coupled decay or for a warm-up)."""
+    return optim.build_optimizer(config, steps_per_epoch, model)
 
 
 # --- input pipeline ----------------------------------------------------------------------
