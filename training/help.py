@@ -10,6 +10,7 @@ import dataclasses
 import typing
 
 from training.config import Config, config_fields
+from training.data import catalog as data_catalog
 from training.loss_catalog import catalog, import_plugins, loss_spec
 from training.model_catalog import model_lines
 
@@ -101,6 +102,9 @@ def train_help(argv: list[str]) -> str:
         *loss_lines(),
         "",
         *loss_arg_lines(loss),
+        "",
+        "Datasets (dataset=NAME):",
+        *(f"  {line}" for line in data_catalog.help_lines()),
         "",
         "Models (model=NAME, or model=module:function returning your own keras.Model):",
         *model_lines(WIDTH),

@@ -7,29 +7,34 @@
 
 Every bad-data case raises ``DataError`` (a ``ValueError``) with a message that names the
 bad value and the valid choices.
+
+The names below are imported on first use: ``training.data.catalog`` (the source registry as
+plain data) is read by config validation and ``--help``, which must not wait for TensorFlow.
 """
 
-from training.data.pipeline import (
-    classification_dataset,
-    classification_steps_per_epoch,
-    pk_batch_indices,
-    pk_dataset,
-    pk_steps_per_epoch,
-)
-from training.data.sources import available_datasets
-from training.data.splits import Splits, load_splits, long_tail_counts, prepare_splits
+from __future__ import annotations
+
+import importlib
+
 from training.errors import DataError
 
-__all__ = [
-    "DataError",
-    "Splits",
-    "available_datasets",
-    "classification_dataset",
-    "classification_steps_per_epoch",
-    "load_splits",
-    "long_tail_counts",
-    "pk_batch_indices",
-    "pk_dataset",
-    "pk_steps_per_epoch",
-    "prepare_splits",
-]
+_LAZY = {
+    "classification_dataset": "pipeline",
+    "classification_steps_per_epoch": "pipeline",
+    "pk_batch_indices": "pipeline",
+    "pk_dataset": "pipeline",
+    "pk_steps_per_epoch": "pipeline",
+    "available_datasets": "sources",
+    "Splits": "splits",
+    "load_splits": "splits",
+    "long_tail_counts": "splits",
+    "prepare_splits": "splits",
+}
+
+__all__ = ["DataError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"training.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'training.data' has no attribute {name!r}")

@@ -198,3 +198,26 @@ def test_list_needs_data_root_and_existing_files(tmp_path):
         load_source("list:train.txt")
     with pytest.raises(DataError, match="no such list file"):
         load_source("list:nope.txt", data_root=str(tmp_path))
+
+
+def test_training_batches_are_the_same_from_files_and_from_the_cache(tmp_path, digits60):
+    """cache=none decodes per image in a parallel map; memory gathers whole batches: the
+    batches, crops and flips of two epochs are the same, because every random op is seeded
+    by (seed, epoch, index) alone."""
+    from training.data import classification_dataset
+
+    x, y = digits60
+    root = tmp_path / "data"
+    write_rgb_folder(root, x, y)
+    splits = load_splits(f"folder:{root}", "classification", seed=0, val_fraction=0.2)
+    batches = {}
+    for cache in ("none", "memory"):
+        done = _prepare(splits, cache=cache, size=16, policy="crop_flip")
+        ds = classification_dataset(done.x_train, done.y_train, 16, seed=7, initial_epoch=1)
+        steps = -(-len(done.y_train) // 16)
+        batches[cache] = [(np.asarray(a), np.asarray(b)) for a, b in ds.take(2 * steps)]
+    assert len(batches["none"]) == len(batches["memory"])
+    for (xa, ya), (xb, yb) in zip(batches["none"], batches["memory"], strict=True):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_allclose(xa, xb, rtol=0, atol=1e-6)
+    assert len(batches["none"][-1][1]) < 16 or len(y) % 16 == 0  # epoch ends on a short batch

@@ -158,3 +158,12 @@ def test_bad_data_exits_2_names_the_value_and_creates_no_run(tmp_path, mlflow_st
         assert code == 2, (argv, err)
         assert len(err) == 1 and named in err[0], (argv, err)
     assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+def test_a_user_source_module_function_trains(tmp_path, mlflow_store, capsys):
+    result = train(Config(dataset="user_source_example:load", epochs=1,
+                          checkpoint_dir=str(tmp_path / "ck")))
+    params = mlflow.MlflowClient().get_run(result["run_id"]).data.params
+    assert params["data.image_size"] == "32" and params["data.channels"] == "3"
+    assert run_cli(train, ["dataset=user_source_example:not_a_source"]) == 2
+    assert "must return ((train_images" in capsys.readouterr().err
