@@ -4,7 +4,8 @@ At the end of a run (``curvature=true``, implied by ``landscape=true``), on the 
 fixed training subset (``landscape_examples``, seed 0), logged at step = epochs trained:
 ``landscape/hessian_top1..top{k}``, ``hessian_min``, ``hessian_trace`` (+ ``_stderr``,
 ``_probes``), ``sharpness_rho`` (+ ``_radius``, ``_steps``), the spectral density figure and
-its raw values. ``curvature_per_class=true``: the top and most negative eigenvalue of each
+its raw values, and what each measure cost (``cost_<measure>_seconds``, ``cost_<measure>_hv``
+in Hessian-vector products, ``curvature_seconds`` in all). ``curvature_per_class=true``: the top and most negative eigenvalue of each
 class's loss (up to ``max(16, landscape_examples // classes)`` training images of the class,
 seeded), as a table and a figure against the class's training count. ``curvature_every=E``:
 the scalar measures every E epochs (not the density, not per class), at step = epoch.
@@ -84,7 +85,10 @@ def log_for_run(config, model: keras.Model, loss_fn, splits, *, step: int, title
         counts = np.bincount(splits.y_train, minlength=classes)
         names = [str(n) for n in list(splits.class_names)[:classes]]
         log_per_class_curvature(per_class, counts, names, title=title)
-    mlflow.log_metric("landscape/curvature_seconds", time.perf_counter() - started, step=step)
+    costs = {f"landscape/cost_{name}_seconds": v for name, v in result["seconds"].items()}
+    costs.update({f"landscape/cost_{name}_hv": v for name, v in result["products"].items()})
+    costs["landscape/curvature_seconds"] = time.perf_counter() - started
+    mlflow.log_metrics(costs, step=step)
     return result
 
 

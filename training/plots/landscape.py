@@ -5,6 +5,9 @@
 - ``landscape_contour.png``: 2-D slice as labelled contours, the sharpness ring dashed.
 - ``landscape_surface.png``: the same slice as a 3-D surface.
 - ``landscape_sharpness.png``: loss around the sharpness ring vs. the centre loss.
+``spectral_density_figure`` and ``per_class_curvature_figure`` draw the Hessian measures of
+``training.landscape.curvature`` (eigenvalue density; each class's top and most negative
+eigenvalue, head → tail).
 ``side_by_side(landscapes, title)`` puts several runs' slices on one colour scale (for the
 compare report: same seed, same directions, same levels) next to their overlaid line profiles.
 When the loss spans more than a decade (common at radius 1) the values are drawn on a
