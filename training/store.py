@@ -84,7 +84,11 @@ def open_store(uri: str | None = None, *, clean: bool = True) -> mlflow.MlflowCl
             raise TrackingError(f"the tracking store {redact(uri)} cannot be used "
                                 f"({first})") from None
     if clean:
-        clean_stale_runs(client)
+        try:
+            clean_stale_runs(client)
+        except Exception as exc:  # noqa: BLE001 (a busy store must not stop the command)
+            print(f"note: stale runs not checked this time ({type(exc).__name__}: "
+                  f"{scrub(str(exc)).splitlines()[0] if str(exc) else ''})", flush=True)
     _opened.add(uri)
     return client
 
@@ -129,11 +133,10 @@ def heartbeat_tag() -> RunTag:
 
 @contextlib.contextmanager
 def heartbeat(run_id: str, interval: float = HEARTBEAT_S):
-    """Renew the run's liveness tags now and then every `interval` s from a daemon thread,
-    until the block ends (a run busy with one long epoch, an evaluation or a compare parent
-    whose children train stays fresh)."""
+    """Renew the run's heartbeat tag every `interval` s from a daemon thread until the block
+    ends (a run busy with one long epoch, an evaluation, or a compare parent whose children
+    train, stays fresh). The run got its `liveness_tags` when it was started or resumed."""
     client = mlflow.MlflowClient()
-    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in liveness_tags().items()])
     stop = threading.Event()
 
     def beat():

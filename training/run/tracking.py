@@ -39,7 +39,7 @@ from training.reachable import (  # noqa: F401 (re-exported)
     without_credentials,
 )
 from training.reopen import start_existing_run
-from training.store import heartbeat, heartbeat_tag, open_store, store_lock
+from training.store import heartbeat, heartbeat_tag, liveness_tags, open_store, store_lock
 from training.tags import ERROR_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -136,7 +136,8 @@ def open_run(
     uri = tracking_uri()
     open_store(uri)
     options = {"parent_run_id": parent_run_id, "nested": parent_run_id is not None,
-               "tags": tags, "log_system_metrics": config.system_metrics}
+               "tags": {**(tags or {}), **liveness_tags()},  # host, PID, heartbeat
+               "log_system_metrics": config.system_metrics}
     if run_id:  # a resume: the run's own experiment, whatever this process had active
         run = start_existing_run(run_id, **options)
     else:

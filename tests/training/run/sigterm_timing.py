@@ -30,7 +30,8 @@ COMMANDS = {
 
 def sigterm(kind: str, folder: Path, delay: float, store: str | None = None):
     """Start `kind` ("train" or "tune") in `folder`, SIGTERM it `delay` s after its run began
-    fitting → (exit code, seconds from the signal to the exit, its stdout + stderr)."""
+    fitting → (exit code, seconds from the signal to the exit, its stdout + stderr). The
+    seconds until its "terminated (SIGTERM)" line (the run closed) are in `sigterm.closed`."""
     store = store or f"sqlite:///{folder / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONUNBUFFERED": "1"}
     env.pop("OPTUNA_STORAGE", None)
@@ -48,7 +49,13 @@ def sigterm(kind: str, folder: Path, delay: float, store: str | None = None):
         time.sleep(delay)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
+        sigterm.closed = None
+        while proc.poll() is None and time.monotonic() < sent + 120:
+            if sigterm.closed is None and "terminated (SIGTERM)" in (
+                    folder / "output.txt").read_text():
+                sigterm.closed = time.monotonic() - sent
+            time.sleep(0.02)
+        proc.wait(timeout=1)
         seconds = time.monotonic() - sent
     finally:
         if proc.poll() is None:
@@ -66,8 +73,10 @@ def main(tries: int = 10) -> None:
             delay = 0.4 * index
             code, seconds, output = sigterm(kind, folder, delay)
             times.append(seconds)
+            closed = "?" if sigterm.closed is None else f"{sigterm.closed:.2f}"
             print(f"{kind} try {index + 1}: SIGTERM {delay:.1f} s into fit -> exit {code} "
-                  f"after {seconds:.2f} s", flush=True)
+                  f"after {seconds:.2f} s (run closed, line printed after {closed} s)",
+                  flush=True)
             if code != 143:
                 print(output[-2000:])
             shutil.rmtree(folder, ignore_errors=True)

@@ -14,6 +14,7 @@ import typing
 import optuna
 from optuna.trial import TrialState
 
+from training.cli import stop_requested
 from training.errors import ConfigError, RunKilled
 from training.study.tune.mlflow_run import log_progress, log_summary, study_run, study_run_active
 from training.study.tune.settings import TuneSettings, apply_params, sample
@@ -140,6 +141,8 @@ def run_study(settings: TuneSettings, *, parent_run_id: str | None = None) -> St
         try:
             failures = 0
             while True:
+                if stop_requested():  # a SIGTERM whose RunKilled a library swallowed
+                    raise RunKilled("SIGTERM")
                 fail_dead_workers_trials(study)
                 if counted(study) >= settings.trials:
                     break
