@@ -75,7 +75,9 @@ DISTANCES = ("euclidean", "squared", "cosine")  # losses/distances.py checks aga
 
 add(LossSpec(
     name="ce", target="losses.crossentropy:Crossentropy", task="classification",
-    output="logits", summary="cross entropy, −log p_y", args=(),
+    output="logits", summary="cross entropy, −log p_y (−Σ_c q_c log p_c, q smoothed by ε)",
+    args=(Arg("label_smoothing", float, 0.0, "ε: target mass spread evenly over the classes",
+              low=0.0, high=1.0, high_open=True, search=("choice", (0.0, 0.05, 0.1, 0.2))),),
 ))
 add(LossSpec(
     name="balanced_ce", target="losses.balanced:BalancedCrossentropy", task="classification",

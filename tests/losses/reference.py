@@ -362,3 +362,13 @@ def proxy_anchor(labels, cosines, alpha=32.0, delta=0.1):
             pos_total += math.log(1.0 + sum(pos))
         neg_total += math.log(1.0 + sum(neg))
     return pos_total / with_positives + neg_total / num_proxies
+
+
+def smoothed_crossentropy(labels, logits, epsilon):
+    """−Σ_c q_c log p_c per sample, q = (1 − ε) one-hot(y) + ε / C."""
+    out = []
+    for y, z in zip(labels, logits, strict=True):
+        log_p = log_softmax(list(z))
+        q = [(1.0 - epsilon) * (c == y) + epsilon / len(z) for c in range(len(z))]
+        out.append(-sum(qc * lp for qc, lp in zip(q, log_p, strict=True)))
+    return np.array(out)
