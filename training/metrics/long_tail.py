@@ -6,6 +6,10 @@
 - Shot groups (Liu et al., CVPR 2019, OLTR): mean per-class recall over classes with more than
   100 (many), 20 to 100 (medium) and fewer than 20 (few) training images. A group without a
   class is left out, not reported as 0.
+- τ-normalisation (Kang et al., ICLR 2020, "Decoupling representation and classifier"): a
+  dense classifier's class vectors w_c are rescaled to w_c / ‖w_c‖^τ and the bias dropped,
+  logits f·w_c / ‖w_c‖^τ. Head classes grow longer vectors under instance sampling; τ = 1
+  equalises them. τ is chosen on the validation split over `TAU_GRID`. The second free fix.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 MANY, FEW = 100, 20  # many: n > 100; medium: 20 <= n <= 100; few: n < 20 (Liu et al.)
+# τ candidates, 0 to 2 in steps of 0.1 (Kang et al. search [0, 2]); ties go to the smallest τ.
+TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))
 
 
 def per_class_recall(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -53,3 +59,34 @@ def shot_group_accuracies(recall: np.ndarray, train_counts) -> dict[str, float]:
         if values.size:
             out[name] = float(values.mean())
     return out
+
+
+def balanced_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean per-class recall of argmax(logits) over the classes present in `labels`."""
+    labels = np.asarray(labels)
+    return float(np.nanmean(per_class_recall(np.asarray(logits).argmax(axis=1), labels,
+                                             np.asarray(logits).shape[1])))
+
+
+def tau_normalized_kernel(kernel: np.ndarray, tau: float) -> np.ndarray:
+    """float64 (F, C): each class column w_c of a dense kernel divided by ‖w_c‖^τ.
+
+    A zero column stays zero (its norm is floored at 1e-12)."""
+    kernel = np.asarray(kernel, np.float64)
+    norms = np.maximum(np.linalg.norm(kernel, axis=0), 1e-12)
+    return kernel / norms**tau
+
+
+def choose_tau(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray,
+               grid=TAU_GRID) -> tuple[float, float]:
+    """(τ, balanced accuracy): the τ of `grid` whose bias-free logits f·w_c/‖w_c‖^τ give the
+    best balanced accuracy on (`features` (N, F), `labels` (N,)), the first on ties.
+
+    Pass the validation split: the test split only ever sees the chosen τ."""
+    features = np.asarray(features, np.float64)
+    best = (float(grid[0]), -1.0)
+    for tau in grid:
+        score = balanced_accuracy(features @ tau_normalized_kernel(kernel, tau), labels)
+        if score > best[1]:
+            best = (float(tau), score)
+    return best

@@ -10,7 +10,13 @@ import numpy as np
 
 from losses import ProxyHead
 from training.metrics import classification_metrics, retrieval_metrics
-from training.metrics.long_tail import posthoc_balanced_accuracy, shot_group_accuracies
+from training.metrics.long_tail import (
+    balanced_accuracy,
+    choose_tau,
+    posthoc_balanced_accuracy,
+    shot_group_accuracies,
+    tau_normalized_kernel,
+)
 
 # Large batches: evaluation has no gradients, so memory per example is small.
 EVAL_BATCH = 1024
@@ -43,13 +49,46 @@ def embedding_model(model):
     return model
 
 
-def classification_scores(model, loss_fn, x, y, num_classes: int, train_counts=None):
+def dense_head(model):
+    """(images → (features, logits) model, the dense `logits` layer) when the classifier ends
+    in a Dense layer, else None (a cosine head, a retrieval model)."""
+    last = model.layers[-1]
+    if not isinstance(last, keras.layers.Dense):
+        return None
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, [last.input, last.output]), last
+
+
+def features_and_logits(pair_model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One pass of `dense_head`'s model: float32 features (N, F) and logits (N, C)."""
+    features, logits = [], []
+    for i in range(0, len(x), EVAL_BATCH):
+        f, z = pair_model(x[i : i + EVAL_BATCH], training=False)
+        features.append(np.asarray(keras.ops.convert_to_numpy(f), np.float32))
+        logits.append(np.asarray(keras.ops.convert_to_numpy(z), np.float32))
+    return np.concatenate(features), np.concatenate(logits)
+
+
+def tau_norm_scores(head, features, y, tau_from=None) -> dict[str, float]:
+    """{balanced_accuracy_tau_norm, tau_norm_tau}: the balanced accuracy of the bias-free
+    logits f·w_c/‖w_c‖^τ (Kang et al. 2020), τ chosen on `tau_from` = (features, labels) of
+    the validation split (None: on (`features`, `y`) themselves, which is the val split)."""
+    kernel = np.asarray(keras.ops.convert_to_numpy(head.kernel), np.float64)
+    tau, _ = choose_tau(*(tau_from if tau_from is not None else (features, y)), kernel)
+    logits = np.asarray(features, np.float64) @ tau_normalized_kernel(kernel, tau)
+    return {"balanced_accuracy_tau_norm": balanced_accuracy(logits, y), "tau_norm_tau": tau}
+
+
+def classification_scores(model, loss_fn, x, y, num_classes: int, train_counts=None,
+                          tau_from=None):
     """→ ({loss, accuracy, balanced_accuracy, macro_f1, ece, balanced_accuracy_posthoc,
-    <group>_shot_accuracy}, probs (N, C), recall (C,)).
+    <group>_shot_accuracy, balanced_accuracy_tau_norm, tau_norm_tau}, probs (N, C),
+    recall (C,)).
 
     With `train_counts` (training images per class), the long-tail metrics are added:
     post-hoc logit-adjusted balanced accuracy and the many/medium/few-shot group accuracies
-    (`training.metrics.long_tail`).
+    (`training.metrics.long_tail`); for a dense head also the τ-normalised classifier's
+    balanced accuracy, τ chosen on `tau_from` = (x_val, y_val) (None: on x, y themselves).
 
     The loss is the run's own loss object (e.g. class-weighted), so val/loss is comparable with
     train/loss; `fit(class_weight=...)` would weight only training. Like Keras's train/loss it
@@ -57,7 +96,11 @@ def classification_scores(model, loss_fn, x, y, num_classes: int, train_counts=N
     optimiser minimises. A cosine head's logits are cosines; the probabilities are
     softmax(scale · cosine) with the loss's `scale` (LDAM, ArcFace), as the loss sees them.
     """
-    logits = predict(model, x)
+    head = dense_head(model) if train_counts is not None else None
+    if head is not None:
+        features, logits = features_and_logits(head[0], x)
+    else:
+        logits = predict(model, x)
     scaled = logits * float(getattr(loss_fn, "scale", 1.0))
     probs = softmax(scaled)
     scores = classification_metrics(probs, y, num_classes)
@@ -67,6 +110,10 @@ def classification_scores(model, loss_fn, x, y, num_classes: int, train_counts=N
         scores["balanced_accuracy_posthoc"] = posthoc_balanced_accuracy(scaled, y, train_counts)
         present = np.bincount(y, minlength=num_classes) > 0
         scores.update(shot_group_accuracies(np.where(present, recall, np.nan), train_counts))
+    if head is not None:
+        if tau_from is not None:
+            tau_from = (features_and_logits(head[0], tau_from[0])[0], tau_from[1])
+        scores.update(tau_norm_scores(head[1], features, y, tau_from))
     data_loss = float(np.asarray(loss_fn(y.astype("int32"), logits)))
     scores["loss"] = data_loss + regularization_penalty(model)
     return scores, probs, recall

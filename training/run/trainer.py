@@ -218,7 +218,8 @@ def _test_and_figures(config, model, loss_fn, splits, history) -> dict[str, floa
     if config.task == "classification":
         train_counts = _train_counts(splits)
         scores, probs, recall = evaluate.classification_scores(
-            model, loss_fn, x, y, splits.num_classes, train_counts
+            model, loss_fn, x, y, splits.num_classes, train_counts,
+            tau_from=(splits.x_val, splits.y_val),  # τ of the τ-norm is chosen on val
         )
         names = splits.class_names[: splits.num_classes]
         # Per-class recall is a table beside its plot, not ten single-point metric charts.
