@@ -231,7 +231,8 @@ def log_dataset(splits, contexts: tuple[str, ...] = ("train", "val", "test")) ->
             warnings.simplefilter("ignore", UserWarning)
             # Small in-RAM splits are hashed whole; a streamed split by its labels alone
             # (reading 120k images only to hash them would cost an epoch of decoding).
-            features = x.array if isinstance(x, ArrayImages) else y
+            features = x.array if isinstance(x, ArrayImages) else (
+                x if isinstance(x, np.ndarray) else y)
             dataset = mlflow.data.from_numpy(
                 features, targets=y, name=f"{splits.name}:{context}",
                 source=_source(splits.name)
@@ -308,8 +309,8 @@ def _input_example_folder_created():
         keras_save._save_example = original
 
 
-def log_keras_model(model, example: np.ndarray, outputs: np.ndarray):
-    """`model` as an MLflow 3 LoggedModel named "model" (signature + input example) → its
+def log_keras_model(model, example: np.ndarray, outputs: np.ndarray, name: str = "model"):
+    """`model` as an MLflow 3 LoggedModel named `name` (signature + input example) → its
     `ModelInfo`. Requirements are pinned explicitly: MLflow would otherwise re-import the
     model in a subprocess to infer them (slow). The model needs keras and its backend only."""
     import tensorflow as tf  # noqa: PLC0415 (only its version)
@@ -322,7 +323,7 @@ def log_keras_model(model, example: np.ndarray, outputs: np.ndarray):
     keras.utils.disable_interactive_logging()
     try:
         with _input_example_folder_created():
-            return mlflow.keras.log_model(model, name="model", signature=signature,
+            return mlflow.keras.log_model(model, name=name, signature=signature,
                                           input_example=example, pip_requirements=requirements)
     finally:
         if interactive:
@@ -343,12 +344,21 @@ def run_description(config: Config, run_id: str, test: dict[str, float]) -> str:
             f"landscape with `make landscape RUN={run_id}`.")
 
 
-def run_url(run) -> str:
-    """Where the run's page is: on the tracking server, or on `make ui` for a local store."""
+# MLflow 3.17's UI opens in its GenAI view (traces) whatever `mlflow.experimentKind` says: the
+# choice lives in the browser's localStorage, default GenAI (mlflow/mlflow#24498). Its
+# WorkflowTypeProvider reads this URL parameter first, so a link with it opens the training view.
+TRAINING_VIEW = "?workflowType=machine_learning"
+
+
+def run_url(run=None, *, experiment_id: str | None = None) -> str:
+    """Where the run's page (or, given only `experiment_id`, the experiment's) is, in the
+    training view: on the tracking server, or on `make ui` for a local store."""
     uri = without_credentials(tracking_uri())
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     suffix = "" if uri.startswith(("http://", "https://")) else "   (start it with: make ui)"
-    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}{suffix}"
+    page = (f"experiments/{run.info.experiment_id}/runs/{run.info.run_id}" if run is not None
+            else f"experiments/{experiment_id}/runs")
+    return f"{base}/#/{page}{TRAINING_VIEW}{suffix}"
 
 
 def _retry(fn, attempts: int = 8):
