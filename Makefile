@@ -147,6 +147,7 @@ bench: $(STAMP_RUN) ## Benchmarks: losses vs references, training throughput (me
 
 # One worker process: a local UI has one user, and starts in about half the time of four.
 ui: $(STAMP_RUN) ## MLflow UI on HOST:PORT (default 127.0.0.1:5000) over the default store
+	@echo "MLflow UI, training view: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning"
 	$(PY) -m mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(PORT) --workers 1
 
 compare: $(STAMP_RUN) ## Compare losses over seeds: make compare DATASET=digits SEEDS=3 LOSSES=ce,focal
