@@ -3,6 +3,7 @@ checked against the children's metrics read back independently; plus the CLI's b
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -25,7 +26,7 @@ from training.study import compare as compare_module
     [
         (["losses=ce,bogus"], "unknown loss 'bogus'; known losses: arcface, balanced_ce, "),
         (["losses="], "names no loss"),
-        (["losses=ce,focal", "margin=1"], "no compared loss takes it (ce takes nothing; focal takes gamma, alpha)"),
+        (["losses=ce,focal", "margin=1"], "no compared loss takes it (ce takes "),
         (["loss=focal"], "set per run by the compare"),
         (["seeds=0"], "seeds='0'"),
         (["epochs=0"], "epochs"),
@@ -98,17 +99,21 @@ def tiny_compare(tmp_path_factory, new_store):
         mlflow.set_tracking_uri(uri)
         settings = parse_settings([f"losses={','.join(LOSSES)}", f"seeds={SEEDS}", "epochs=1",
                                    f"checkpoint_dir={folder / 'checkpoints'}"])
-        report = compare_module.compare(settings)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            report = compare_module.compare(settings)
         client = mlflow.MlflowClient(uri)
-        yield {"report": report, "client": client, "folder": folder}
+        yield {"report": report, "client": client, "folder": folder, "out": printed.getvalue()}
         while mlflow.active_run():
             mlflow.end_run()
 
 
-def _children(client, parent_id):
+def _children(client, parent_id, *, summaries=False):
+    """The parent's training runs (or, with `summaries`, the report's summary runs)."""
     parent = client.get_run(parent_id)
-    return client.search_runs([parent.info.experiment_id],
-                              f"tags.mlflow.parentRunId = '{parent_id}'")
+    return [r for r in client.search_runs([parent.info.experiment_id],
+                                          f"tags.mlflow.parentRunId = '{parent_id}'")
+            if ("losslab.summary" in r.data.tags) == summaries]
 
 
 def _artifact_text(client, run_id, path, folder: Path) -> str:
@@ -135,6 +140,37 @@ def test_compare_creates_a_parent_with_four_finished_children(tiny_compare):
     figures = {a.path for a in client.list_artifacts(parent_id, "figures")}
     assert {"figures/curves_classification.png", "figures/per_class_recall.png",
             "figures/reliability.png"} <= figures
+
+
+@pytest.mark.slow
+def test_compare_names_its_runs_and_models_and_prints_training_view_links(tiny_compare):
+    client, parent_id = tiny_compare["client"], tiny_compare["report"].parent_id
+    parent = client.get_run(parent_id)
+    assert parent.info.run_name == "compare-digits-2 losses"
+    assert parent.data.tags["losslab.losses"] == "ce,focal"
+    models = client.search_logged_models([parent.info.experiment_id])
+    assert sorted(m.name for m in models) == ["ce-seed0", "ce-seed1", "focal-seed0",
+                                              "focal-seed1"]
+    # One summary run per loss: a training run's keys, mean over the seeds.
+    summaries = {r.data.tags["losslab.variant"]: r
+                 for r in _children(client, parent_id, summaries=True)}
+    assert sorted(summaries) == sorted(LOSSES)
+    for loss, summary in summaries.items():
+        assert summary.info.run_name == f"{loss} · mean of 2 seeds"
+        seeds = [r.data.metrics["test/balanced_accuracy"]
+                 for r in _children(client, parent_id) if r.data.params["loss"] == loss]
+        assert summary.data.metrics["test/balanced_accuracy"] == pytest.approx(np.mean(seeds))
+        assert summary.data.metrics["test/balanced_accuracy_std"] == pytest.approx(
+            np.std(seeds, ddof=1))
+        assert summary.data.metrics["n"] == 2
+    # The links at the end open the MLflow UI's training view (not its GenAI view).
+    lines = tiny_compare["out"].splitlines()
+    experiment = parent.info.experiment_id
+    assert lines[-2].startswith(f"experiment: http://127.0.0.1:5000/#/experiments/{experiment}"
+                                "/runs?workflowType=machine_learning")
+    assert lines[-1].startswith(f"view it: http://127.0.0.1:5000/#/experiments/{experiment}/"
+                                f"runs/{parent_id}?workflowType=machine_learning")
+    assert "(start it with: make ui)" in lines[-1]
 
 
 def _tail_recall_by_hand(client, run, folder) -> float:

@@ -6,6 +6,7 @@ The test split is read once, after training; validation drives nothing but the c
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ from training.run.builders import (
 from training.run.callbacks import EpochEvaluation, MlflowLogger, StopOnNonFinite
 from training.run.checkpoint import Checkpoint
 from training.run.sam import sam_from_config
-from training.tags import STOPPED_EPOCH_TAG
+from training.tags import STOPPED_EPOCH_TAG, VARIANT_TAG
 
 
 def train(
@@ -152,7 +153,8 @@ def train(
         # --- artifacts: weights, the model (an MLflow LoggedModel) -----------------------
         for weights in checkpoint.save_final(model, ckpt_dir):
             tracking.log_file(weights, "weights")
-        logged = (_log_model(model, splits.x_val[:4], drop_proxies=config.task == "retrieval")
+        logged = (_log_model(model, splits.x_val[:4], drop_proxies=config.task == "retrieval",
+                             name=model_name(config, tags))
                   if log_model else None)
 
         # --- test: read once, here (skipped for tuning trials: they select on val) ----
@@ -256,7 +258,16 @@ def _train_counts(splits) -> np.ndarray:
     return np.bincount(splits.y_train, minlength=splits.num_classes)
 
 
-def _log_model(model, example: np.ndarray, *, drop_proxies: bool):
+def model_name(config: Config, tags: dict[str, str] | None) -> str:
+    """The LoggedModel's name: `<variant>-seed<n>` in a compare (its run has the variant tag;
+    MLflow refuses / : . % " ' in the name, they become _), else "model"."""
+    variant = (tags or {}).get(VARIANT_TAG)
+    if not variant:
+        return "model"
+    return re.sub(r"[/:.%\"']", "_", f"{variant.rsplit(':', 1)[-1]}-seed{config.seed}")
+
+
+def _log_model(model, example: np.ndarray, *, drop_proxies: bool, name: str = "model"):
     """The inference model as an MLflow 3 LoggedModel (signature, input example) → its info.
 
     Logged uncompiled, with Keras built-in layers only (`models.inference_model`): a compiled
@@ -265,7 +276,7 @@ def _log_model(model, example: np.ndarray, *, drop_proxies: bool):
     is in the run's params; the compiled model with optimizer state is the checkpoint.
     """
     model = inference_model(model, drop_proxies=drop_proxies)
-    return tracking.log_keras_model(model, example, evaluate.predict(model, example))
+    return tracking.log_keras_model(model, example, evaluate.predict(model, example), name=name)
 
 
 def _backfill_metrics(run_id: str, history: dict[str, list[float]]) -> None:

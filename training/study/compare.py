@@ -112,13 +112,14 @@ def compare(settings: CompareSettings):
     runs = child_configs(settings)
     checkpoint.check_root(runs[0][1].checkpoint_dir)  # exit 2 before the parent run exists
     parent_config = Config(dataset=settings.dataset, experiment=settings.experiment_name(),
-                           run_name=f"compare-{','.join(settings.losses)}")
+                           run_name=settings.parent_name())
     failures: list[tuple[str, int, BaseException]] = []
     with tracking.open_run(parent_config) as parent:
         parent_id = parent.info.run_id
         mlflow.log_params({k: "none" if v is None else v for k, v in settings.to_dict().items()})
         mlflow.set_tags({COMPARE_TAG: "true", "losslab.dataset": settings.dataset,
-                         "losslab.losses": ",".join(settings.losses)})
+                         "losslab.losses": ",".join(settings.losses),
+                         "losslab.variants": ",".join(v.name for v in variants(settings))})
         if settings.tune:
             mlflow.set_tag(TUNED_TAG, tuned_description(settings))
         index = 0
@@ -156,7 +157,11 @@ def compare(settings: CompareSettings):
         report = build_report(mlflow.MlflowClient(), parent_id)
         publish(mlflow.MlflowClient(), report)
         print("\n" + report.markdown)
+        for line in report.warnings:  # again at the end: the table above may scroll them away
+            print(f"warning: {line}", file=sys.stderr, flush=True)
         print(f"parent run {parent_id} in experiment {settings.experiment_name()!r}")
+        print(f"experiment: {tracking.run_url(experiment_id=parent.info.experiment_id)}")
+        print(f"view it: {tracking.run_url(parent)}", flush=True)
         if failures:
             listed = "; ".join(f"{v} seed {s}: {type(e).__name__}: {e}" for v, s, e in failures)
             raise CompareIncomplete(f"{len(failures)} of {len(runs)} runs failed ({listed})")

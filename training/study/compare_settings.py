@@ -59,13 +59,23 @@ class CompareSettings:
             return self.imbalance
         return DEFAULT_IMBALANCE.get(self.dataset, FALLBACK_IMBALANCE)
 
-    def experiment_name(self) -> str:
-        if self.experiment:
-            return self.experiment
+    def dataset_label(self) -> str:
+        """The dataset as a name part: "digits", "idx-mnist-t10k" (an IDX folder's last part)."""
         dataset = self.dataset
         if dataset.startswith("idx:"):
             dataset = "idx-" + dataset[4:].rstrip("/").rsplit("/", 1)[-1]
-        return "compare-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset)
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset)
+
+    def experiment_name(self) -> str:
+        return self.experiment or "compare-" + self.dataset_label()
+
+    def parent_name(self) -> str:
+        """The parent run's name, short enough for the UI's run list: "compare-digits-3 losses"
+        (a sweep: "... variants"); the full list is its `losslab.losses` tag."""
+        n = len(variants(self))
+        noun = ("variant" if self.sweep else "loss") + ("" if n == 1 else
+                                                        "s" if self.sweep else "es")
+        return f"compare-{self.dataset_label()}-{n} {noun}"
 
     def to_dict(self) -> dict[str, typing.Any]:
         """Flat, loggable: the parent run's params (losses as "ce,focal")."""

@@ -61,18 +61,21 @@ def test_markdown_marks_only_holm_significant_differences():
     failed = _child("focal", 3, {}, status="FAILED")
     summaries, text, _ = _report(_compare(THREE, extra=(failed,)))
     assert "Reference: **ce**." in text
-    assert "| ce (reference) | 3 | 0.8200 ± 0.0200 |" in text
+    # The best mean of each column is bold: accuracy, macro-F1 focal; ECE, wall time ce.
+    assert "| ce (reference) | 3 | 0.8200 ± 0.0200 | – | 0.7000 ± 0.0000 | **0.1100 ± 0.0100** |" \
+        in text
     focal_row = _line(text, "| focal | 3 |")
-    assert "0.9300 ± 0.0300 ▲" in focal_row  # accuracy up: better
-    assert "0.1600 ± 0.0173 ▼" in focal_row  # ECE up: worse (lower is better)
-    assert "0.7017 ± 0.0161 |" in focal_row  # macro-F1: no mark
+    assert "**0.9300 ± 0.0300** ▲" in focal_row  # accuracy up: better
+    assert "| 0.1600 ± 0.0173 ▼" in focal_row  # ECE up: worse (lower is better)
+    assert "**0.7017 ± 0.0161** |" in focal_row  # macro-F1: best, no mark
+    assert "**10.0" not in focal_row and "| **11.0 ± 1.0** |" in _line(text, "| ce (ref")
     # Accuracy: d = 0.10, 0.11, 0.12 → t = 0.11/(0.01/√3), p = 1 − t/√(t² + 2) = 0.0027;
     # ECE: d = 0.05, 0.06, 0.04 → t = 0.05/(0.01/√3), p = 0.013 (one loss: Holm = raw).
-    assert _line(text, "- focal: ") == (
-        "- focal: **better** in accuracy (Δ +0.1100, 95 % CI [+0.0852, +0.1348], p_holm 0.0027); "
-        "**worse** in ECE (Δ +0.0500, 95 % CI [+0.0252, +0.0748], p_holm 0.013); "
-        "no significant difference (3 seeds) in macro-F1 (Δ +0.0017, 95 % CI [-0.0383, "
-        "+0.0416], p_holm 0.87), wall s/run (Δ +0.3, 95 % CI [-0.4, +1.1], p_holm 0.18)")
+    assert "| loss | pairs | accuracy | macro-F1 | ECE | wall s/run |" in text
+    assert _line(text, "| focal | 3 | +") == (
+        "| focal | 3 | +0.1100 [+0.0852, +0.1348] p 0.0027 ▲ | "
+        "+0.0017 [-0.0383, +0.0416] p 0.87 | +0.0500 [+0.0252, +0.0748] p 0.013 ▼ | "
+        "+0.3 [-0.4, +1.1] p 0.18 |")
     assert "focal seed 3: FAILED, run `focal-3`" in text  # failures are listed
     assert "IR = 10.0" in text and "clear winner" not in text
 
@@ -81,7 +84,7 @@ def test_markdown_verdicts_carry_the_hand_computed_interval():
     summaries, text, _ = _report(_compare(THREE))
     # Accuracy differences 0.10, 0.11, 0.12: mean 0.11, sd 0.01, t(0.975, 2) = 4.3027.
     half = math.sqrt(2 * 0.95**2 / (1 - 0.95**2)) * 0.01 / math.sqrt(3)
-    assert f"[{0.11 - half:+.4f}, {0.11 + half:+.4f}]" in _line(text, "- focal: ")
+    assert f"[{0.11 - half:+.4f}, {0.11 + half:+.4f}]" in _line(text, "| focal | 3 | +")
 
 
 def test_holm_changes_what_the_markdown_says():
@@ -92,11 +95,10 @@ def test_holm_changes_what_the_markdown_says():
         loss: {"test/accuracy": [r + d for r, d in zip(ref, ds, strict=True)]}
         for loss, ds in shifted.items()}
     _, text, _ = _report(_compare(per_loss))
-    assert _line(text, "- c: ").startswith("- c: **better** in accuracy")
+    assert _line(text, "| c | 3 | +").endswith(" ▲ |")
     for loss in "ab":
-        line = _line(text, f"- {loss}: ")
-        assert "no significant difference (3 seeds) in accuracy" in line
-        assert "p_holm 0.07" in line and "**" not in line
+        line = _line(text, f"| {loss} | 3 | +")
+        assert line.endswith(" p 0.07 |") and "▲" not in line
 
 
 def test_few_seeds_warn_and_a_zero_crossing_ci_recommends_five():
@@ -114,8 +116,7 @@ def test_few_seeds_warn_and_a_zero_crossing_ci_recommends_five():
 def test_one_seed_gives_no_statistics_and_says_so():
     one = {loss: {k: v[:1] for k, v in m.items()} for loss, m in THREE.items()}
     _, text, table = _report(_compare(one))
-    assert _line(text, "- focal: ") == ("- focal: no significant difference (1 seed) in accuracy, "
-                                       "macro-F1, ECE, wall s/run")
+    assert _line(text, "| focal | 1 | –") == "| focal | 1 | – | – | – | – |"
     assert "▲" not in text.split("Versus")[0] and "▼" not in text.split("Versus")[0]
     row = next(r for r in csv.DictReader(io.StringIO(table)) if r["loss"] == "focal")
     assert row["n"] == "1" and row["std"] == "" and row["delta_mean"] == "" == row["p_holm"]
@@ -240,3 +241,60 @@ def test_reliability_titles_carry_the_pooled_ece():
     labels = np.array([0, 0])
     figure = figures.reliability({"ce": (probs, labels)})
     assert "ECE 0.3500" in figure.axes[0].get_title()
+
+
+# --- the winner first, and a compare that measured nothing (issue 23) -------------------------
+
+
+def _balanced(per_loss):
+    return {loss: {"test/balanced_accuracy": v} for loss, v in per_loss.items()}
+
+
+def test_the_first_line_names_the_winner_and_its_significance():
+    # focal − ce = 0.10, 0.11, 0.12: p = 0.0027 (as above); one loss compared, Holm = raw.
+    runs = _compare(_balanced({"ce": [0.50, 0.60, 0.70], "focal": [0.60, 0.71, 0.82]}))
+    _, text, _ = _report(runs)
+    assert text.splitlines()[0] == (
+        "**focal** is best on digits (classification) in test balanced acc.: 0.7100 ± 0.1100 "
+        "(n = 3); significantly better than the reference ce (Δ +0.1100, p_holm 0.0027).")
+    assert text.splitlines()[2] == "# Loss comparison on digits"
+
+
+def test_the_first_line_says_when_no_difference_is_significant():
+    # focal: sd √(0.0248/2) = 0.1114; focal − ce = 0.01, −0.01, 0.03: mean 0.01, sd 0.02,
+    # t = √3/2, p = 1 − t/√(t² + 2) = 0.48.
+    _, text, _ = _report(_compare(_balanced({"ce": [0.5, 0.6, 0.7],
+                                             "focal": [0.51, 0.59, 0.73]})))
+    assert text.splitlines()[0] == (
+        "**focal** is best on digits (classification) in test balanced acc.: 0.6100 ± 0.1114 "
+        "(n = 3); not significantly better than the reference ce (p_holm 0.48 ≥ 0.05); "
+        "no difference in test balanced acc. is significant.")
+    # The reference best, the other loss significantly worse (differences −0.10, −0.11, −0.12).
+    _, text, _ = _report(_compare(_balanced({"ce": [0.60, 0.71, 0.82],
+                                             "focal": [0.5, 0.6, 0.7]})))
+    assert text.splitlines()[0].endswith(
+        "; it is the reference, significantly better than focal (p_holm 0.0027).")
+
+
+def test_a_compare_at_chance_or_flat_warns_with_the_likely_cause():
+    from training.study.report.build import measured_nothing
+
+    counts = np.array([10] * 10)  # 10 classes: chance 0.1
+    children = [ChildRun(f"r{i}", loss, "classification", i, "FINISHED", {}, counts, None)
+                for i, loss in enumerate(["ce", "focal"])]
+    runs = CompareRuns("p1", "compare-digits", PARAMS, ("ce", "focal"), tuple(children))
+    at_chance = {"r0": np.array([0.119, 0.11, 0.10]), "r1": np.array([0.2, 0.15, 0.081])}
+    warned = measured_nothing(runs, "classification", at_chance)
+    assert len(warned) == 2  # last values 0.10, 0.081: within 0.02 of 0.1; never above epoch 1
+    assert warned[0].startswith("classification: every run ended at chance on "
+                                "val/balanced_accuracy (within 0.02 of 1/10 = 0.1000)")
+    assert "likely cause: too few epochs (2)" in warned[0]
+    assert warned[1].startswith("classification: val/balanced_accuracy did not improve after "
+                                "epoch 1 in any run")
+    # One run learned (0.1 → 0.5): no warning; one run just outside the margin: no chance one.
+    assert measured_nothing(runs, "classification", {"r0": at_chance["r0"],
+                                                     "r1": np.array([0.1, 0.5])}) == []
+    assert len(measured_nothing(runs, "classification", {
+        "r0": np.array([0.3, 0.121]), "r1": np.array([0.3, 0.2])})) == 1  # flat only
+    text = render.markdown(runs, {}, tuple(warned))
+    assert text.splitlines()[0] == f"**Warning:** {warned[0]}"

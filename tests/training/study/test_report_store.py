@@ -23,7 +23,6 @@ from training.report import Report, build_report, publish
 from training.report.__main__ import main as report_main
 from training.run import tracking
 from training.study import compare as compare_module
-from training.study.report.build import metric_name
 from training.study.report.summary import METRICS, Stat, TaskSummary
 
 pytestmark = pytest.mark.slow  # the shared stand-in compare takes 15-50 s (load-dependent)
@@ -119,8 +118,9 @@ def test_a_failed_child_is_reported_and_the_others_kept(fake_compare):
     assert "1 of 6 runs failed" in str(fake_compare["error"])
     assert "focal seed 2: RuntimeError: boom" in str(fake_compare["error"])
     assert parent.info.status == "FAILED"
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    children = [r for r in client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        if "losslab.summary" not in r.data.tags]
     assert sorted(r.info.status for r in children) == ["FAILED"] + ["FINISHED"] * 5
     assert "focal seed 2: FAILED (RuntimeError: boom)" in fake_compare["report_md"]
     assert "| focal | 2 |" in fake_compare["report_md"]
@@ -181,18 +181,37 @@ def test_report_values_match_hand_computation(fake_compare):
     assert "Warning: fewer than 3 seeds paired with ce: focal (2 seeds)." in report.markdown
 
 
-def test_publish_logs_csv_seed_metrics_and_the_description(fake_compare):
+def _summary_runs(client, parent_id: str) -> dict:
+    parent = client.get_run(parent_id)
+    found = client.search_runs([parent.info.experiment_id],
+                               f"tags.mlflow.parentRunId = '{parent_id}' and "
+                               "tags.`losslab.summary` = 'true'")
+    return {r.data.tags["losslab.variant"]: r for r in found}
+
+
+def test_publish_logs_csv_one_summary_run_per_loss_and_the_description(fake_compare):
     client, parent = fake_compare["client"], fake_compare["parent"]
     report = build_report(client, parent.info.run_id)
+    publish(client, report)  # a second publish (the compare made the first) reuses the runs
     logged = client.get_run(parent.info.run_id).data
     assert logged.tags["mlflow.note.content"] == report.markdown
-    # MLflow's UI cannot average seeds: the parent carries <loss>/<metric>/mean and /std.
-    assert logged.metrics["focal/test/accuracy/mean"] == pytest.approx(0.905)
-    assert logged.metrics["focal/test/accuracy/std"] == pytest.approx(0.01 / math.sqrt(2))
-    assert logged.metrics["ce/test/tail_recall/mean"] == pytest.approx(0.8)
-    assert logged.metrics["ce/time/wall_seconds/mean"] == pytest.approx(11.0)
-    assert logged.metrics["focal/landscape/sharpness/mean"] == pytest.approx(1.05)
-    assert not any(k.startswith("ce/test/balanced_accuracy/") for k in logged.metrics)
+    assert logged.metrics == {}  # no more <loss>/<metric>/mean on the parent
+    # MLflow's UI cannot average seeds: one summary run per loss, a training run's keys.
+    summaries = _summary_runs(client, parent.info.run_id)
+    assert sorted(summaries) == ["ce", "focal"]
+    ce, focal = summaries["ce"], summaries["focal"]
+    assert (ce.info.run_name, focal.info.run_name) == ("ce · mean of 3 seeds",
+                                                       "focal · mean of 2 seeds")
+    assert ce.info.status == focal.info.status == "FINISHED"
+    assert focal.data.metrics["test/accuracy"] == pytest.approx(0.905)
+    assert focal.data.metrics["test/accuracy_std"] == pytest.approx(0.01 / math.sqrt(2))
+    assert (focal.data.metrics["n"], ce.data.metrics["n"]) == (2, 3)
+    assert ce.data.metrics["test/tail_recall"] == pytest.approx(0.8)
+    assert ce.data.metrics["time/wall_seconds"] == pytest.approx(11.0)
+    assert focal.data.metrics["landscape/sharpness"] == pytest.approx(1.05)
+    assert "test/balanced_accuracy" not in ce.data.metrics  # never logged by the stand-in
+    # The report reads the training runs only: the same table with the summaries present.
+    assert build_report(client, parent.info.run_id).table == report.table
     csv_text = Path(client.download_artifacts(parent.info.run_id, "report.csv",
                                               str(fake_compare["folder"] / "csv"))).read_text()
     assert csv_text == report.csv
@@ -207,16 +226,15 @@ def test_publish_logs_csv_seed_metrics_and_the_description(fake_compare):
     assert float(rows["focal", "landscape/sharpness"]["delta_mean"]) == pytest.approx(0.525)
 
 
-def test_an_import_path_loss_gets_an_mlflow_safe_metric_name(fake_compare):
+def test_an_import_path_loss_gets_its_summary_run(fake_compare):
     client = fake_compare["client"]
     run = client.create_run(fake_compare["parent"].info.experiment_id)
     summary = TaskSummary("classification", "my.pkg:MyLoss", (METRICS["classification"][0],),
                           {"my.pkg:MyLoss": {"test/accuracy": Stat(0.5, 0.1, 3)}}, {})
     publish(client, Report(run.info.run_id, "# r\n", "csv\n", {"classification": summary}, {}))
-    metrics = client.get_run(run.info.run_id).data.metrics
-    assert metrics == {"my.pkg_MyLoss/test/accuracy/mean": 0.5,
-                       "my.pkg_MyLoss/test/accuracy/std": 0.1}
-    assert metric_name("a b:c/d") == "a b_c_d"
+    (only,) = _summary_runs(client, run.info.run_id).values()
+    assert only.info.run_name == "my.pkg:MyLoss · mean of 3 seeds"
+    assert only.data.metrics == {"test/accuracy": 0.5, "test/accuracy_std": 0.1, "n": 3.0}
 
 
 def test_a_chosen_reference_changes_the_comparison(fake_compare, capsys):
@@ -224,9 +242,10 @@ def test_a_chosen_reference_changes_the_comparison(fake_compare, capsys):
     assert report_main(["experiment=compare-fake", "reference=focal"]) == 0
     out = capsys.readouterr().out
     assert "Reference: **focal**." in out and "| focal (reference) | 2 |" in out
-    ce_line = next(line for line in out.splitlines() if line.startswith("- ce: "))
-    assert "**worse** in accuracy (Δ -0.0950" in ce_line  # the sign flips with the reference
-    assert ce_line.startswith("- ce: **better** in tail recall")
+    ce_row = next(line for line in out.splitlines() if line.startswith("| ce | 2 | -"))
+    accuracy = ce_row.split(" | ")[2]  # the first metric column
+    assert accuracy.startswith("-0.0950 [") and accuracy.endswith(" ▼")  # the sign flips
+    assert " ▲" in ce_row  # ce better in tail recall
     assert report_main(["experiment=compare-fake", "reference=poly"]) == 2
     assert "reference='poly' is not a loss of this compare; its losses: ce, focal" in (
         capsys.readouterr().err)
@@ -267,7 +286,7 @@ def test_an_old_and_interrupted_compare_still_reports(fake_compare, capsys):
     assert ce["test/accuracy"].mean == pytest.approx(0.75)
     assert ce["test/tail_recall"].mean == pytest.approx(0.8)  # from the old metrics
     assert report.table["classification"]["focal"]["test/tail_recall"].mean == pytest.approx(0.2)
-    assert "- focal: no significant difference (1 seed) in accuracy" in out
+    assert "| focal | 1 | – |" in out  # one seed paired: no statistics
     assert "focal seed 1: RUNNING" in out
     assert "figures/per_class_recall.png" in report.figures
 

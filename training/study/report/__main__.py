@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
         return 1
     print(report.markdown)
-    print(f"logged report.md, report.csv, {len(report.figures)} figures, the description and "
-          f"the per-loss mean/std metrics to parent run {parent} ({redact(uri)})")
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"logged report.md, report.csv, {len(report.figures)} figures and the description to "
+          f"parent run {parent}, and one summary run per loss under it ({redact(uri)})")
     return 0
 
 

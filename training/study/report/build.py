@@ -5,17 +5,19 @@ any parent run in the store. Logging uses the client with the parent's run id, s
 (or failed) parent gets its report without being reopened.
 
 What `publish` puts on the parent: artifacts `report.md`, `report.csv`, `figures/*.png`; the
-markdown as the run's description (tag `mlflow.note.content`); and, because the MLflow UI
-cannot average over seeds, metrics `<loss>/<metric>/mean` and `<loss>/<metric>/std` per loss
-and metric (`focal/test/accuracy/mean`; characters MLflow refuses in a loss name, such as the
-':' of an import path, become '_'). A rebuilt report logs them again: the latest value is shown.
+markdown as the run's description (tag `mlflow.note.content`). Because the MLflow UI cannot
+average over seeds, it also writes one summary run per loss under the parent ("ce · mean of 3
+seeds", tag `losslab.summary=true`) with a training run's metric keys (`test/accuracy` = the
+mean over seeds), `<key>_std` and `n`: the UI's runs table and charts then put the losses side
+by side. A rebuilt report reuses a loss's summary run and logs again (the latest value is
+shown). `collect` never reads summary runs; stores older than them (whose parent carries
+`<loss>/<metric>/mean` metrics) report the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 
 import mlflow
@@ -23,8 +25,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from mlflow.entities import Metric as MlflowMetric
 
+from training.config import SELECTION_METRIC
 from training.study.report import figures, render
 from training.study.report.collect import (
+    SUMMARY_TAG,
     CompareRuns,
     ReportError,
     collect,
@@ -34,6 +38,7 @@ from training.study.report.collect import (
     references,
 )
 from training.study.report.summary import Stat, TaskSummary, summarize
+from training.tags import VARIANT_TAG
 
 DESCRIPTION_TAG = "mlflow.note.content"  # the run description the MLflow UI shows
 MAX_TAG_CHARS = 8000  # MLflow refuses longer tag values (MAX_TAG_VAL_LENGTH)
@@ -58,6 +63,7 @@ class Report:
     csv: str
     summaries: dict[str, TaskSummary]
     figures: dict[str, Figure]
+    warnings: tuple[str, ...] = ()  # the compare measured nothing (`measured_nothing`)
 
     @property
     def table(self) -> dict[str, dict[str, dict[str, Stat]]]:
@@ -78,13 +84,52 @@ def build_report(client: mlflow.MlflowClient, parent_id: str,
     if reference is None and runs.params.get("reference", "none") != "none":
         reference = runs.params["reference"]
     summaries = summarize(runs, references(runs, reference))
+    histories = {task: {c.run_id: metric_history(client, c.run_id, SELECTION_METRIC[task])
+                        for c in runs.finished(task)} for task in runs.tasks()}
+    warnings = tuple(w for task in runs.tasks()
+                     for w in measured_nothing(runs, task, histories[task]))
     return Report(
         parent_id=parent_id,
-        markdown=render.markdown(runs, summaries),
+        markdown=render.markdown(runs, summaries, warnings),
         csv=render.csv_text(summaries),
         summaries=summaries,
         figures=_figures(client, runs),
+        warnings=warnings,
     )
+
+
+CHANCE_MARGIN = 0.02  # "at chance": the selection metric within 2 points of 1/C
+
+
+def measured_nothing(runs: CompareRuns, task: str,
+                     histories: dict[str, np.ndarray]) -> list[str]:
+    """Sentences for a task whose runs learned nothing, so its table compares noise:
+    every finished run's last selection metric within `CHANCE_MARGIN` of 1/C (classification:
+    C from its training split), or every run of 2+ epochs whose selection metric never rose
+    above its epoch-1 value.
+
+    Args:
+        histories: run id → its selection metric per epoch (`metric_history`).
+    """
+    children = runs.finished(task)
+    metric = SELECTION_METRIC[task]
+    epochs = runs.params.get("epochs", "?")
+    cause = (f"likely cause: too few epochs ({epochs}) for the model to learn; try "
+             "`make compare EPOCHS=30`, or check the learning rate and the data")
+    out = []
+    chance = [c for c in children if task == "classification" and c.train_counts is not None
+              and len(histories.get(c.run_id, ())) and
+              abs(histories[c.run_id][-1] - 1 / c.train_counts.size) <= CHANCE_MARGIN]
+    if children and len(chance) == len(children):
+        classes = children[0].train_counts.size
+        out.append(f"{task}: every run ended at chance on {metric} (within "
+                   f"{CHANCE_MARGIN:g} of 1/{classes} = {1 / classes:.4f}): this compare "
+                   f"measured nothing; {cause}.")
+    long = [h for c in children if len(h := histories.get(c.run_id, ())) >= 2]
+    if long and len(long) == len(children) and all(np.nanmax(h[1:]) <= h[0] for h in long):
+        out.append(f"{task}: {metric} did not improve after epoch 1 in any run: this compare "
+                   f"measured nothing; {cause}.")
+    return out
 
 
 def publish(client: mlflow.MlflowClient, report: Report) -> None:
@@ -93,30 +138,45 @@ def publish(client: mlflow.MlflowClient, report: Report) -> None:
     client.log_text(report.parent_id, report.csv, "report.csv")
     for path, figure in report.figures.items():
         client.log_figure(report.parent_id, figure, path)
-    metrics = seed_metrics(report.summaries)
+    parent = client.get_run(report.parent_id)
+    existing = {run.data.tags.get(VARIANT_TAG): run.info.run_id for run in client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{report.parent_id}' and tags.`{SUMMARY_TAG}` = 'true'")}
     now = int(time.time() * 1000)
-    entities = [MlflowMetric(key, value, now, 0) for key, value in metrics.items()]
-    for start in range(0, len(entities), BATCH):
-        client.log_batch(report.parent_id, metrics=entities[start:start + BATCH])
+    for task, summary in report.summaries.items():
+        for loss, stats in summary.stats.items():
+            metrics = summary_metrics(stats)
+            name = f"{loss} · mean of {_seeds(int(metrics['n']))}"
+            run_id = existing.get(loss)
+            if run_id is None:
+                run_id = client.create_run(
+                    parent.info.experiment_id, run_name=name,
+                    tags={"mlflow.parentRunId": report.parent_id, SUMMARY_TAG: "true",
+                          VARIANT_TAG: loss, "losslab.task": task}).info.run_id
+            else:
+                client.update_run(run_id, name=name)
+            entities = [MlflowMetric(key, value, now, 0) for key, value in metrics.items()]
+            for start in range(0, len(entities), BATCH):
+                client.log_batch(run_id, metrics=entities[start:start + BATCH])
+            client.set_terminated(run_id, "FINISHED")
     client.set_tag(report.parent_id, DESCRIPTION_TAG, description(report.markdown))
 
 
-def metric_name(loss: str) -> str:
-    """`loss` as one component of an MLflow metric name: anything but letters, digits and
-    `_-. ` becomes '_' (the ':' of "pkg.mod:MyLoss" is refused on some platforms, a '/'
-    would add a level)."""
-    return re.sub(r"[^A-Za-z0-9_.\- ]", "_", loss)
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
-def seed_metrics(summaries: dict[str, TaskSummary]) -> dict[str, float]:
-    """`<loss>/<metric>/mean` and `/std` over seeds for every loss and metric with a value."""
-    out = {}
-    for summary in summaries.values():
-        for loss, stats in summary.stats.items():
-            for key, stat in stats.items():
-                for which, number in (("mean", stat.mean), ("std", stat.std)):
-                    if not math.isnan(number):
-                        out[f"{metric_name(loss)}/{key}/{which}"] = number
+def summary_metrics(stats: dict[str, Stat]) -> dict[str, float]:
+    """A summary run's metrics: per metric key with a value, the mean over seeds under the
+    training run's own key (`test/accuracy`), the sample std as `<key>_std` (2+ seeds), and
+    `n`: the most seeds any metric had."""
+    out: dict[str, float] = {}
+    for key, stat in stats.items():
+        if stat.n:
+            out[key] = stat.mean
+        if not math.isnan(stat.std):
+            out[f"{key}_std"] = stat.std
+    out["n"] = float(max((s.n for s in stats.values()), default=0))
     return out
 
 

@@ -24,6 +24,7 @@ from training.errors import ConfigError
 from training.loss_catalog import catalog, loss_spec
 from training.tags import COMPARE_TAG, ERROR_TAG, STUDY_TAG, VARIANT_TAG
 
+SUMMARY_TAG = "losslab.summary"  # a loss's mean-over-seeds run that `publish` writes: not a seed
 RECALL_TABLE = "eval/per_class_recall.json"  # written by the trainer with mlflow.log_table
 _OLD_RECALL = re.compile(r"test/recall_class_(\d+)")  # older stores: one metric per class
 
@@ -127,9 +128,10 @@ def collect(client: mlflow.MlflowClient, parent_id: str) -> CompareRuns:
             run_view_type=mlflow.entities.ViewType.ACTIVE_ONLY,
             page_token=page_token,
         )
-        # Study runs of a tuned compare are children too, but not seeds of a variant.
+        # Study runs of a tuned compare and the report's summary runs are children too, but
+        # not seeds of a variant.
         children += [_with_recall(client, _child(run, specs)) for run in page
-                     if STUDY_TAG not in run.data.tags]
+                     if STUDY_TAG not in run.data.tags and SUMMARY_TAG not in run.data.tags]
         page_token = page.token
         if not page_token:
             break

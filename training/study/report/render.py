@@ -57,22 +57,26 @@ def _cell(stat: Stat, digits: int) -> str:
 
 
 def _delta(paired: Paired, metric: Metric) -> str:
-    """"Δ +0.0850, 95 % CI [+0.0729, +0.0971], p_holm 0.0032" (p_holm where the test gave
-    one: every difference 0 gives none)."""
+    """"+0.0850 [+0.0729, +0.0971] p 0.0032" (p_holm where the test gave one: every
+    difference 0 gives none)."""
     d = _digits(metric)
-    text = (f"Δ {paired.delta_mean:+.{d}f}, 95 % CI [{paired.ci_low:+.{d}f}, "
-            f"{paired.ci_high:+.{d}f}]")
-    return text + ("" if math.isnan(paired.p_holm) else f", p_holm {paired.p_holm:.2g}")
+    text = f"{paired.delta_mean:+.{d}f} [{paired.ci_low:+.{d}f}, {paired.ci_high:+.{d}f}]"
+    return text + ("" if math.isnan(paired.p_holm) else f" p {paired.p_holm:.2g}")
 
 
 def _seeds(n: int) -> str:
     return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
-def markdown(runs, summaries: dict[str, TaskSummary]) -> str:
-    """Markdown report of a `CompareRuns` and its `summarize` result."""
+def markdown(runs, summaries: dict[str, TaskSummary], warnings: tuple[str, ...] = ()) -> str:
+    """Markdown report of a `CompareRuns` and its `summarize` result. It opens with the answer
+    (the MLflow UI shows a description's first lines only, before "Show more"): the winner of
+    each task, then `warnings` (a compare that measured nothing), then the tables."""
     p = runs.params
-    lines = [
+    lines = [winner_line(summary, p.get("dataset", "?")) for summary in summaries.values()]
+    lines += [f"**Warning:** {w}" for w in warnings]
+    lines += [""] if lines else []
+    lines += [
         f"# Loss comparison on {p.get('dataset', '?')}",
         "",
         f"Experiment `{runs.experiment}`, parent run `{runs.parent_id}`; "
@@ -101,14 +105,56 @@ def _table(summary: TaskSummary) -> list[str]:
     header = ["loss", "n"] + [m.label + ("" if m.higher_is_better else " ↓")
                               for m in summary.metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best = {m.key: summary.best(m) if len(summary.stats) > 1 else [] for m in summary.metrics}
     for loss, stats in summary.stats.items():
         name = f"{loss} (reference)" if loss == summary.reference else loss
         cells = [name, str(max(s.n for s in stats.values()))]
         for m in summary.metrics:
             mark = {"better": " ▲", "worse": " ▼"}.get(summary.verdict(loss, m), "")
-            cells.append(_cell(stats[m.key], _digits(m)) + mark)
+            cell = _cell(stats[m.key], _digits(m))
+            cells.append((f"**{cell}**" if loss in best[m.key] else cell) + mark)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def winner_line(summary: TaskSummary, dataset: str) -> str:
+    """"**focal** is best on digits (classification) in balanced acc.: 0.9300 ± 0.0300 (n = 3);
+    significantly better than the reference ce (Δ +0.1100, p_holm 0.0027)." — or that no
+    difference is significant."""
+    metric = summary.headline()
+    best = summary.best(metric)
+    if not best:
+        return f"No {summary.task} loss has a test {metric.label} yet."
+    loss = best[0]
+    stat = summary.stats[loss][metric.key]
+    d = _digits(metric)
+    head = (f"**{loss}** is best on {dataset} ({summary.task}) in test {metric.label}: "
+            f"{_cell(stat, d)} (n = {stat.n})")
+    if len(best) > 1:
+        head += f", tied with {', '.join(best[1:])}"
+    if len(summary.stats) == 1:
+        return head + "; the only loss, nothing to compare."
+    if summary.reference not in summary.stats:
+        return head + f"; the reference {summary.reference} has no finished run: no test."
+    ref = summary.reference
+    if loss != ref:
+        paired = summary.paired[loss][metric.key]
+        if summary.verdict(loss, metric) == "better":
+            return head + (f"; significantly better than the reference {ref} "
+                           f"(Δ {paired.delta_mean:+.{d}f}, p_holm {paired.p_holm:.2g}).")
+        why = (f"p_holm {paired.p_holm:.2g} ≥ {ALPHA:g}" if not math.isnan(paired.p_holm)
+               else f"{_seeds(paired.n)} paired: no test")
+        quiet = not any(summary.verdict(o, metric) for o in summary.paired)
+        return head + (f"; not significantly better than the reference {ref} ({why})"
+                       + (f"; no difference in test {metric.label} is significant."
+                          if quiet else "."))
+    beaten = [(other, summary.paired[other][metric.key]) for other in summary.paired
+              if summary.verdict(other, metric) == "worse"]
+    if beaten:
+        listed = ", ".join(f"{o} (p_holm {pr.p_holm:.2g})" for o, pr in beaten)
+        return head + f"; it is the reference, significantly better than {listed}."
+    return head + f"; it is the reference, and no difference from it is significant (p_holm < " \
+        f"{ALPHA:g} for none)."
 
 
 def _tuning(params: dict[str, str], summary: TaskSummary) -> list[str]:
@@ -160,31 +206,31 @@ def _head_note(runs, summary: TaskSummary) -> list[str]:
 
 
 def _comparisons(summary: TaskSummary) -> list[str]:
-    """Per loss, its verdicts against the reference; then the warnings about seeds."""
+    """One row per loss, one column per metric: Δ versus the reference with its 95 % CI and
+    p_holm, ▲ / ▼ where significant; then the warnings about seeds."""
     others = [loss for loss in summary.stats if loss != summary.reference]
     if not others:
         return ["", "One loss only: nothing to compare."]
     if summary.reference not in summary.stats:
         return ["", f"The reference {summary.reference} has no finished run: no comparison."]
-    lines = ["", f"Versus {summary.reference}, paired by seed:"]
+    shown = [m for m in summary.metrics
+             if any(summary.paired[loss][m.key].n for loss in others)]
+    lines = ["", f"Versus {summary.reference}, paired by seed (Δ = loss − "
+             f"{summary.reference} [95 % CI], p_holm):", "",
+             "| loss | pairs | " + " | ".join(m.label for m in shown) + " |",
+             "|" + "---|" * (len(shown) + 2)]
     few, wide = [], []
     for loss in others:
-        found: dict[str, list[str]] = {"better": [], "worse": []}
-        unclear: dict[int, list[str]] = {}  # paired seeds → metrics without a verdict
-        for m in summary.metrics:
+        cells = []
+        for m in shown:
             paired = summary.paired[loss][m.key]
-            if paired.n == 0:
-                continue  # neither has it, or no seed in common
-            item = m.label if paired.n < 2 else f"{m.label} ({_delta(paired, m)})"
-            word = summary.verdict(loss, m)
-            (found[word] if word else unclear.setdefault(paired.n, [])).append(item)
-            if word is None and paired.crosses_zero() and m.key.startswith("test/"):
+            mark = {"better": " ▲", "worse": " ▼"}.get(summary.verdict(loss, m), "")
+            cells.append(("–" if paired.n < 2 else _delta(paired, m)) + mark)
+            if not mark and paired.n >= 2 and paired.crosses_zero() and m.key.startswith(
+                    "test/"):
                 wide.append((loss, m.label, paired.n))
-        parts = [f"**{word}** in " + ", ".join(items) for word, items in found.items() if items]
-        parts += [f"no significant difference ({_seeds(n)}) in " + ", ".join(items)
-                  for n, items in unclear.items()]
-        lines.append(f"- {loss}: " + ("; ".join(parts) if parts else "no metric in common"))
         pairs = max((summary.paired[loss][m.key].n for m in summary.metrics), default=0)
+        lines.append(f"| {loss} | {pairs} | " + " | ".join(cells) + " |")
         if pairs < 3:
             few.append((loss, pairs))
     if few:

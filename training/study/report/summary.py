@@ -19,6 +19,8 @@ import warnings
 import numpy as np
 from scipy import stats
 
+from training.config import SELECTION_METRIC
+
 TAIL_SHARE = 0.3  # tail recall: the rarest 30 % of classes by training count
 ALPHA = 0.05  # significance level of the Holm-corrected paired t-test
 CONFIDENCE = 0.95  # of the interval of a difference
@@ -204,6 +206,22 @@ class TaskSummary:
 
     def verdict(self, loss: str, metric: Metric) -> str | None:
         return verdict(self.paired.get(loss, {}).get(metric.key), metric)
+
+    def best(self, metric: Metric) -> list[str]:
+        """The losses with the best mean of `metric` (all of them on a tie); [] when none has
+        a value."""
+        means = {loss: s[metric.key].mean for loss, s in self.stats.items()
+                 if s[metric.key].n > 0}
+        if not means:
+            return []
+        top = (max if metric.higher_is_better else min)(means.values())
+        return [loss for loss, mean in means.items() if mean == top]
+
+    def headline(self) -> Metric:
+        """The task's headline column: the test twin of the selection metric
+        (`val/balanced_accuracy` → `test/balanced_accuracy`)."""
+        key = "test/" + SELECTION_METRIC[self.task].split("/", 1)[1]
+        return next((m for m in self.metrics if m.key == key), self.metrics[0])
 
 
 def summarize(runs, references: dict[str, str]) -> dict[str, TaskSummary]:
