@@ -62,6 +62,11 @@ def decode_bytes(raw: tf.Tensor, size: int, channels: int) -> tf.Tensor:
     """Encoded JPEG/PNG/BMP/GIF bytes → uint8 (size, size, channels). GIFs give their first
     frame. Raises InvalidArgumentError on a corrupt or non-image file (the cache pass
     catches it per image and names the file)."""
+    if channels == 3:  # every format's decoder converts to RGB itself: no branch per image
+        image = tf.io.decode_image(raw, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return resize_uint8(image, size)
+    # BMP and GIF decoders take no channels=1: decode as stored, then convert.
     image = tf.io.decode_image(raw, channels=0, expand_animations=False)
     return resize_uint8(to_channels(image, channels), size)
 
