@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from training.data import catalog as data_catalog
+from training.data.samplers import SAMPLERS
 from training.errors import ConfigError
 from training.keyvalue import pairs
 from training.loss_catalog import catalog, import_plugins, loss_spec
@@ -38,6 +39,8 @@ CACHES = ("auto", "memory", "disk", "none")
 AUTO_AUGMENT = {"classification": "none", "retrieval": "strong"}
 # Classification head: "auto" = what the loss's entry asks for (LDAM: cosine), else dense.
 HEADS = ("auto", "dense", "cosine")
+# Second stage after training (training/run/stage2.py; Kang et al. 2020, Alshammari et al. 2022).
+STAGE2 = ("none", "tau_norm", "crt", "lws", "weight_balancing")
 # The validation metric a run is selected on (early stopping, tuning objective), per task.
 SELECTION_METRIC = {"classification": "val/balanced_accuracy", "retrieval": "val/map_at_r"}
 # Keys of configs written before losses owned their hyperparameters (flat fields); a legacy
@@ -118,6 +121,10 @@ class Config:
     sharpness_adaptive: bool = _f(False, "curvature: ASAM's scaled ball ‖ε/(|w|+0.01)‖ ≤ ρ")
     sam_rho: float = _f(0.0, "SAM: ascent radius ρ (Foret et al. 2021; 0.05 is theirs); 0 = off")
     sam_adaptive: bool = _f(False, "SAM: ASAM's scale-invariant ascent (Kwon et al. 2021; try ρ = 0.5)")
+    # --- long tail beyond the loss: sampler and second stage -------------------------------
+    sampler: str = _f("instance", "classification: class c drawn ∝ n_c^q, instance q=1 | class_balanced q=0 | sqrt q=½ | progressive q 1→0", SAMPLERS)
+    stage2: str = _f("none", "classification, dense head: a second stage after training, none | tau_norm | crt | lws | weight_balancing", STAGE2)
+    stage2_epochs: int = _f(10, "epochs of the crt, lws and weight_balancing stage (class-balanced batches)")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -382,6 +389,13 @@ def _validate(c: Config) -> None:
            f"an integer >= 0 and < epochs={c.epochs}")
     _range("weight_decay", c.weight_decay, c.weight_decay is None or c.weight_decay >= 0,
            ">= 0, or none (the optimiser's default)")
+    _range("stage2_epochs", c.stage2_epochs, c.stage2_epochs >= 1, "an integer >= 1")
+    if spec.task != "classification" and (c.sampler != "instance" or c.stage2 != "none"):
+        raise ConfigError(f"sampler={c.sampler} and stage2={c.stage2} are for classification; "
+                          f"{c.loss} is a {spec.task} loss (use sampler=instance stage2=none)")
+    if c.stage2 != "none" and c.resolved_head() != "dense":
+        raise ConfigError(f"stage2={c.stage2} needs a dense head; {c.loss} with "
+                          f"head={c.head} has a cosine head (use head=dense or stage2=none)")
     if spec.task == "retrieval" and c.head == "cosine":
         raise ConfigError("head=cosine is a classification head; retrieval losses take "
                           "embeddings (head=auto)")

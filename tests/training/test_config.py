@@ -42,7 +42,7 @@ def test_values_parsed_by_declared_type():
         (["precision=fp8"], "precision='fp8' is not valid"),
         (["noequals"], "expected key=value"),
         (["loss=focal", "gama=1"], "unknown config key 'gama' (did you mean 'gamma'?); focal takes gamma, alpha"),
-        (["gamma=1"], "unknown config key 'gamma'; ce takes no arguments"),
+        (["gamma=1"], "unknown config key 'gamma'; ce takes label_smoothing"),
         (["loss=focal", "margin=1"], "focal takes gamma, alpha"),
     ],
 )

@@ -104,7 +104,8 @@ def classification_steps_per_epoch(y, batch_size: int) -> int:
 
 
 def classification_dataset(
-    x, y, batch_size: int, *, seed: int, initial_epoch: int = 0, reweight=None
+    x, y, batch_size: int, *, seed: int, initial_epoch: int = 0, reweight=None,
+    epoch_indices=None,
 ) -> tf.data.Dataset:
     """Infinite shuffled batches (pair with `steps_per_epoch=classification_steps_per_epoch`).
 
@@ -122,6 +123,9 @@ def classification_dataset(
         reweight: None, or (start_epoch, float32 (C,) class weights): from that 0-based
             epoch on, batches carry sample weights w[y] (deferred re-weighting), before it
             weights of 1. With it, elements are (images, labels, weights).
+        epoch_indices: None (the permutation above), or epoch → int64 indices of that
+            epoch, a pure function of (seed, epoch) (`training.data.samplers`: class-balanced,
+            square-root, progressive).
 
     Returns:
         Dataset of (float32 (B, H, W, C), int32 (B,)[, float32 (B,)]).
@@ -132,8 +136,9 @@ def classification_dataset(
         raise DataError(f"x has {len(x)} images but y has {len(y)} labels")
     n = len(y)
     labels = tf.constant(np.asarray(y, np.int32))
-    ds = _batches(as_images(x), lambda e: np.random.default_rng([seed, e]).permutation(n),
-                  batch_size, seed, initial_epoch)
+    if epoch_indices is None:
+        epoch_indices = lambda e: np.random.default_rng([seed, e]).permutation(n)  # noqa: E731
+    ds = _batches(as_images(x), epoch_indices, batch_size, seed, initial_epoch)
     if reweight is None:
         ds = ds.map(lambda x, i, e: (x, tf.gather(labels, i)))
     else:

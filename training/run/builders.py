@@ -12,7 +12,6 @@ import numpy as np
 
 import losses
 from training.config import Config
-from training.run.checkpoint import run_folder
 from training.data import (
     Splits,
     classification_dataset,
@@ -22,7 +21,9 @@ from training.data import (
     pk_steps_per_epoch,
     prepare_splits,
 )
+from training.data.samplers import epoch_index_function
 from training.run import backbone, optim
+from training.run.checkpoint import run_folder
 
 # --- data --------------------------------------------------------------------------------
 
@@ -129,6 +130,9 @@ def build_train_data(config: Config, x: np.ndarray, y: np.ndarray, initial_epoch
         p, k = config.classes_per_batch, config.samples_per_class
         dataset = pk_dataset(x, y, p=p, k=k, seed=config.seed, initial_epoch=initial_epoch)
         return dataset, pk_steps_per_epoch(y, p, k)
-    dataset = classification_dataset(x, y, config.batch_size, seed=config.seed,
-                                     initial_epoch=initial_epoch, reweight=reweight)
+    dataset = classification_dataset(
+        x, y, config.batch_size, seed=config.seed, initial_epoch=initial_epoch,
+        reweight=reweight,
+        epoch_indices=epoch_index_function(config.sampler, y, config.seed, config.epochs),
+    )
     return dataset, classification_steps_per_epoch(y, config.batch_size)
