@@ -20,7 +20,7 @@ from models import inference_model
 from training import plots
 from training.config import SELECTION_METRIC, Config
 from training.landscape import curvature, landscape_for_config, log_landscape
-from training.run import backbone, checkpoint, evaluate, optim, runtime, tracking
+from training.run import backbone, checkpoint, evaluate, optim, runtime, stage2, tracking
 from training.run.builders import (
     build_loss,
     build_model,
@@ -72,7 +72,8 @@ def train(
     initial_epoch, history, resume = 0, {}, None
     if config.resume:
         ckpt_dir = checkpoint.folder_of(config.resume, config.checkpoint_dir)
-        resume = checkpoint.resume_state(ckpt_dir, config.resume, config.epochs)
+        resume = checkpoint.resume_state(  # a stage 2 still to run counts as one epoch more
+            ckpt_dir, config.resume, config.epochs + stage2.pending_epochs(config, ckpt_dir))
         initial_epoch, history = resume["epoch"], resume["history"]
     # Deferred re-weighting (LDAM-DRW): class weights enter as sample weights from its epoch.
     reweight = drw_schedule(config, splits.y_train, splits.num_classes)
@@ -150,10 +151,14 @@ def train(
         if epochs_done < config.epochs:  # early stopping: steps stay = epochs trained
             mlflow.set_tag(STOPPED_EPOCH_TAG, str(epochs_done))
 
+        # --- stage 2 (stage2=): the classifier re-balanced on the frozen trunk -----------
+        second = stage2.run(config, model, loss_fn, splits, ckpt_dir, step=epochs_done)
+        deployed = second.model if second else model  # the logged model
+
         # --- artifacts: weights, the model (an MLflow LoggedModel) -----------------------
         for weights in checkpoint.save_final(model, ckpt_dir):
             tracking.log_file(weights, "weights")
-        logged = (_log_model(model, splits.x_val[:4], drop_proxies=config.task == "retrieval",
+        logged = (_log_model(deployed, splits.x_val[:4], drop_proxies=config.task == "retrieval",
                              name=model_name(config, tags))
                   if log_model else None)
 
@@ -161,11 +166,15 @@ def train(
         test = {}
         if evaluate_test:
             test = _test_and_figures(config, model, loss_fn, splits, history)
+            if second:  # test/stage2/<metric> beside the end-to-end test/<metric>
+                test.update({f"stage2/{k}": v
+                             for k, v in second.test_scores(loss_fn, splits).items()})
             tracking.log_metrics({f"test/{k}": v for k, v in test.items()}, step=epochs_done,
                                  model_id=logged and logged.model_id)
         wall = time.perf_counter() - started
         tracking.log_metrics({"time/wall_seconds": wall}, step=epochs_done)
-        mlflow.set_tag("mlflow.note.content", tracking.run_description(config, run_id, test))
+        mlflow.set_tag("mlflow.note.content", tracking.run_description(config, run_id, test)
+                       + (f" {second.note}" if second else ""))
         if config.landscape:
             initial = checkpoint.stored_weights(model, ckpt_dir / checkpoint.INITIAL)
             landscape = landscape_for_config(
