@@ -309,6 +309,29 @@ def _input_example_folder_created():
         keras_save._save_example = original
 
 
+@contextlib.contextmanager
+def _serving_check_calls_the_model():
+    """MLflow checks the input example by loading the model back and calling Keras `predict`,
+    which builds a new tf.function per model, every one with the same code object. TensorFlow's
+    retracing detector keys on that code object, so from the 5th model of one process (the 5th
+    run of a compare) it warned "triggered tf.function retracing". For the duration of one
+    `log_model`, MLflow's Keras wrapper calls the model eagerly instead (same outputs)."""
+    import mlflow.keras.load as keras_load  # noqa: PLC0415 (the wrapper MLflow predicts with)
+
+    original = keras_load.KerasModelWrapper.get_model_call_method
+
+    def call_method(self):
+        if self.save_exported_model:
+            return original(self)
+        return lambda data: self.model(data, training=False)
+
+    keras_load.KerasModelWrapper.get_model_call_method = call_method
+    try:
+        yield
+    finally:
+        keras_load.KerasModelWrapper.get_model_call_method = original
+
+
 def log_keras_model(model, example: np.ndarray, outputs: np.ndarray, name: str = "model"):
     """`model` as an MLflow 3 LoggedModel named `name` (signature + input example) → its
     `ModelInfo`. Requirements are pinned explicitly: MLflow would otherwise re-import the
@@ -322,7 +345,7 @@ def log_keras_model(model, example: np.ndarray, outputs: np.ndarray, name: str =
     interactive = keras.utils.is_interactive_logging_enabled()
     keras.utils.disable_interactive_logging()
     try:
-        with _input_example_folder_created():
+        with _input_example_folder_created(), _serving_check_calls_the_model():
             return mlflow.keras.log_model(model, name=name, signature=signature,
                                           input_example=example, pip_requirements=requirements)
     finally:
