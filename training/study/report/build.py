@@ -103,32 +103,39 @@ CHANCE_MARGIN = 0.02  # "at chance": the selection metric within 2 points of 1/C
 
 def measured_nothing(runs: CompareRuns, task: str,
                      histories: dict[str, np.ndarray]) -> list[str]:
-    """Sentences for a task whose runs learned nothing, so its table compares noise:
-    every finished run's last selection metric within `CHANCE_MARGIN` of 1/C (classification:
-    C from its training split), or every run of 2+ epochs whose selection metric never rose
-    above its epoch-1 value.
+    """Sentences for runs that learned nothing, so the table compares noise: a run whose last
+    selection metric is within `CHANCE_MARGIN` of 1/C (classification: C from its training
+    split), or a run of 2+ epochs whose selection metric never rose above its epoch-1 value.
+    "This compare measured nothing" when every run of the task is so.
 
     Args:
         histories: run id → its selection metric per epoch (`metric_history`).
     """
     children = runs.finished(task)
     metric = SELECTION_METRIC[task]
-    epochs = runs.params.get("epochs", "?")
-    cause = (f"likely cause: too few epochs ({epochs}) for the model to learn; try "
-             "`make compare EPOCHS=30`, or check the learning rate and the data")
-    out = []
+    cause = (f"likely cause: too few epochs ({runs.params.get('epochs', '?')}) for the model "
+             "to learn; try `make compare EPOCHS=30`, or check the learning rate and the data")
     chance = [c for c in children if task == "classification" and c.train_counts is not None
               and len(histories.get(c.run_id, ())) and
               abs(histories[c.run_id][-1] - 1 / c.train_counts.size) <= CHANCE_MARGIN]
-    if children and len(chance) == len(children):
-        classes = children[0].train_counts.size
-        out.append(f"{task}: every run ended at chance on {metric} (within "
-                   f"{CHANCE_MARGIN:g} of 1/{classes} = {1 / classes:.4f}): this compare "
-                   f"measured nothing; {cause}.")
-    long = [h for c in children if len(h := histories.get(c.run_id, ())) >= 2]
-    if long and len(long) == len(children) and all(np.nanmax(h[1:]) <= h[0] for h in long):
-        out.append(f"{task}: {metric} did not improve after epoch 1 in any run: this compare "
-                   f"measured nothing; {cause}.")
+    flat = [c for c in children if len(h := histories.get(c.run_id, ())) >= 2
+            and np.nanmax(h[1:]) <= h[0]]
+    out = []
+    for found, what in (
+        (chance, "ended at chance on {metric} (within {margin:g} of 1/{classes} = {p:.4f})"),
+        (flat, "did not improve {metric} after epoch 1"),
+    ):
+        if not found:
+            continue
+        classes = found[0].train_counts.size if found[0].train_counts is not None else 0
+        text = what.format(metric=metric, margin=CHANCE_MARGIN, classes=classes,
+                           p=1 / classes if classes else math.nan)
+        if len(found) == len(children):
+            out.append(f"{task}: every run {text}: this compare measured nothing; {cause}.")
+        else:
+            listed = ", ".join(f"{c.variant} seed {c.seed}" for c in found)
+            out.append(f"{task}: {len(found)} of {len(children)} runs {text} ({listed}): "
+                       f"their losses' numbers are partly noise; {cause}.")
     return out
 
 
