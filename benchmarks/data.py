@@ -21,7 +21,6 @@ t10k digits, tinted to RGB; writing 100k JPEGs takes about a minute on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -148,7 +147,7 @@ def epoch_times(png: Path, idx: Path, repeats: int, epochs: int = 2) -> dict:
 def peak_rss_child(folder: Path, size: int, cache_dir: Path) -> float:
     """Peak RSS (MB) of a fresh process reading one epoch of `folder` through the disk cache."""
     code = (
-        "import resource, sys, json\n"
+        "import resource\n"
         "from training.data import classification_dataset, load_splits, prepare_splits\n"
         f"s = load_splits('folder:{folder}', 'classification', seed=0, val_fraction=0.1,"
         f" image_size={size})\n"
@@ -158,7 +157,7 @@ def peak_rss_child(folder: Path, size: int, cache_dir: Path) -> float:
         "ds = classification_dataset(s.x_train, s.y_train, 128, seed=0)\n"
         "steps = -(-len(s.y_train) // 128)\n"
         "for _ in ds.take(steps): pass\n"
-        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                          text=True)
@@ -176,11 +175,36 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke sizes (seconds)")
+    parser.add_argument("--part", choices=("all", "pipeline", "train", "rss"), default="all",
+                        help="one measurement only (each runs in a fresh process under all)")
     args = parser.parse_args(argv)
+    if args.part == "all":
+        # Each part in a fresh process: tf.data and autograph state of one part (its traced
+        # functions, thread pools) must not leak into the next one's timings.
+        for part in ("pipeline", "train", "rss"):
+            command = [sys.executable, "-m", "benchmarks.data", "--part", part,
+                       "--images", str(args.images), "--side", str(args.side),
+                       "--small", str(args.small), "--large", str(args.large),
+                       "--repeats", str(args.repeats)]
+            if args.workdir:
+                command += ["--workdir", str(args.workdir)]
+            if args.quick:
+                command.append("--quick")
+            subprocess.run(command, cwd=REPO_ROOT, check=True)
+        return
     if args.quick:
         args.images, args.side, args.small, args.large, args.repeats = 256, 32, 200, 400, 1
     work = args.workdir or Path(tempfile.mkdtemp(prefix="losslab-bench-data-"))
 
+    if args.part == "pipeline":
+        _pipeline_part(args, work)
+    elif args.part == "train":
+        _train_part(args, work)
+    else:
+        _rss_part(args, work)
+
+
+def _pipeline_part(args, work: Path) -> None:
     folder = write_jpegs(work / f"jpeg{args.images}", args.images, args.side)
     rates = pipeline_rates(folder, args.side, 128, args.repeats)
     print(f"\nInput pipeline, {rates['images']:,} JPEGs at {args.side}x{args.side}, crop+flip, "
@@ -188,8 +212,10 @@ def main(argv=None) -> None:
     print("| pipeline | batches/s | ratio |\n|---|---|---|")
     print(f"| losslab folder: (cache=none) | {rates['ours']:.1f} | "
           f"{rates['ours'] / rates['keras']:.2f} |")
-    print(f"| keras image_dataset_from_directory | {rates['keras']:.1f} | 1.00 |")
+    print(f"| keras image_dataset_from_directory | {rates['keras']:.1f} | 1.00 |", flush=True)
 
+
+def _train_part(args, work: Path) -> None:
     images, labels = _digits()
     count = 400 if args.quick else len(labels)
     png, idx = work / "png", work / "idx"
@@ -207,8 +233,10 @@ def main(argv=None) -> None:
     print("| source | seconds | ratio |\n|---|---|---|")
     print(f"| folder: PNG, cache=memory | {times['folder']:.1f} | "
           f"{times['folder'] / times['idx']:.2f} |")
-    print(f"| idx: | {times['idx']:.1f} | 1.00 |")
+    print(f"| idx: | {times['idx']:.1f} | 1.00 |", flush=True)
 
+
+def _rss_part(args, work: Path) -> None:
     rss = {}
     for count in (args.small, args.large):
         files = write_jpegs(work / f"small{count}", count, 28)
@@ -216,10 +244,7 @@ def main(argv=None) -> None:
     print("\nPeak RSS of one epoch through cache=disk (28x28 JPEGs, fresh process each):")
     print("| images | peak RSS MB | ratio |\n|---|---|---|")
     for count, mb in rss.items():
-        print(f"| {count:,} | {mb:.0f} | {mb / rss[args.small]:.2f} |")
-    print(json.dumps({"pipeline_ratio": rates["ours"] / rates["keras"],
-                      "train_ratio": times["folder"] / times["idx"],
-                      "rss_ratio": rss[args.large] / rss[args.small]}))
+        print(f"| {count:,} | {mb:.0f} | {mb / rss[args.small]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
