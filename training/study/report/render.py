@@ -16,7 +16,15 @@ import io
 import math
 
 from training.config import SELECTION_METRIC
-from training.study.report.summary import ALPHA, TAIL_SHARE, Metric, Paired, Stat, TaskSummary
+from training.study.report.summary import (
+    ALPHA,
+    TAIL_SHARE,
+    Metric,
+    Paired,
+    Stat,
+    TaskSummary,
+    against_free_fix,
+)
 
 TASK_NOTES = {
     "classification": "long-tailed training split (IR = {imbalance}); test split as shipped. "
@@ -89,6 +97,7 @@ def markdown(runs, summaries: dict[str, TaskSummary], warnings: tuple[str, ...] 
         lines += _tuning(p, summary)
         lines += _head_note(runs, summary)
         lines += _comparisons(summary)
+        lines += _free_fix(runs, task)
     if not summaries:
         lines += ["", "No finished runs yet."]
     lines += ["", RULE]
@@ -247,6 +256,17 @@ def _comparisons(summary: TaskSummary) -> list[str]:
                   "the difference, if any, is below what these seeds resolve")
         lines += ["", f"The 95 % CI of Δ includes 0 for {listed}: {advice}."]
     return lines
+
+
+def _free_fix(runs, task: str) -> list[str]:
+    """Classification: one sentence per loss, does it beat CE plus the best free fix?"""
+    answers = against_free_fix(runs, task) if task == "classification" else []
+    if not answers:
+        return []
+    return ["", f"Does each loss beat ce + {answers[0].fix} (of the free fixes, the one with "
+            "the higher val balanced accuracy on ce's runs)? Its end-to-end test balanced "
+            "accuracy, paired by seed:",
+            "", *(f"- {a.sentence()}" for a in answers)]
 
 
 CSV_COLUMNS = ("task", "loss", "metric", "n", "mean", "std", "delta_mean", "delta_ci_low",

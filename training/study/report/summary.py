@@ -53,6 +53,8 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("test/accuracy", "accuracy"),
         Metric("test/balanced_accuracy", "balanced acc."),
         Metric("test/balanced_accuracy_posthoc", "balanced acc. post-hoc", optional=True),
+        Metric("test/balanced_accuracy_tau_norm", "balanced acc. τ-norm", optional=True),
+        Metric("test/stage2/balanced_accuracy", "balanced acc. stage 2", optional=True),
         Metric("test/macro_f1", "macro-F1"),
         Metric("test/ece", "ECE", higher_is_better=False),
         TAIL_RECALL,
@@ -254,3 +256,56 @@ def summarize(runs, references: dict[str, str]) -> dict[str, TaskSummary]:
                 paired[loss][m.key] = dataclasses.replace(raw[loss][m.key], p_holm=float(p_holm))
         out[task] = TaskSummary(task, reference, metrics, stats_, paired)
     return out
+
+
+# --- does a loss beat CE plus a free fix? ---------------------------------------------------
+# The classifier-level fixes any CE model gets without retraining (metrics of every run):
+# post-hoc logit adjustment and τ-normalisation. Which one CE gets is chosen on val.
+FREE_FIXES = {"post-hoc logit adjustment": "balanced_accuracy_posthoc",
+              "τ-norm": "balanced_accuracy_tau_norm"}
+FREE_FIX_REFERENCE = "ce"
+
+
+@dataclasses.dataclass(frozen=True)
+class FreeFixAnswer:
+    """A loss's end-to-end test balanced accuracy against CE + its free fix, paired by seed."""
+
+    loss: str
+    fix: str
+    paired: Paired
+
+    def sentence(self) -> str:
+        against = f"{FREE_FIX_REFERENCE} + {self.fix}"
+        p = self.paired
+        if p.n < 2:
+            return f"{self.loss}: {p.n} seed paired with {against}, too few to answer."
+        numbers = (f"Δ balanced accuracy {p.delta_mean:+.4f} [{p.ci_low:+.4f}, {p.ci_high:+.4f}], "
+                   f"p_holm {p.p_holm:.3g}, {p.n} seeds")
+        if p.p_holm < ALPHA:
+            word = "beats" if p.delta_mean > 0 else "is worse than"
+            return f"**{self.loss}** {word} {against} ({numbers})."
+        return f"{self.loss} does not beat {against} ({numbers})."
+
+
+def against_free_fix(runs, task: str = "classification") -> list[FreeFixAnswer]:
+    """One answer per loss of the compare but `ce`: its test balanced accuracy, paired by seed
+    with CE's test balanced accuracy under the free fix whose mean val value is the higher
+    (never chosen on test); Holm across the losses. [] without finished CE runs or fixes."""
+    children = runs.finished(task)
+    reference = [c for c in children if c.variant == FREE_FIX_REFERENCE]
+    val_means = {}
+    for fix, key in FREE_FIXES.items():
+        values = [c.metrics[f"val/{key}"] for c in reference if f"val/{key}" in c.metrics]
+        if values:
+            val_means[fix] = float(np.mean(values))
+    if not val_means:
+        return []
+    fix = max(val_means, key=val_means.get)  # the first on ties
+    ref = {c.seed: c.metrics.get(f"test/{FREE_FIXES[fix]}", math.nan) for c in reference}
+    raw = {variant: Paired.of({c.seed: c.metrics.get("test/balanced_accuracy", math.nan)
+                               for c in children if c.variant == variant}, ref)
+           for variant in runs.variants
+           if variant != FREE_FIX_REFERENCE and any(c.variant == variant for c in children)}
+    adjusted = holm([p.p_value for p in raw.values()])
+    return [FreeFixAnswer(loss, fix, dataclasses.replace(p, p_holm=float(q)))
+            for (loss, p), q in zip(raw.items(), adjusted, strict=True)]
