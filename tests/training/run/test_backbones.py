@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -292,6 +293,22 @@ def test_user_model_gets_every_head_and_freeze_bn_without_batchnorm_warns(user_m
     assert tuple(emb.output.shape) == (None, 128)  # embedding_dim=none on a backbone: 128
     proxies = build_model(Config(model=f"{user_models}:tiny", loss="proxy_anchor"), (8, 8, 1), 3)
     assert tuple(proxies.output.shape) == (None, 3)
+
+
+def test_readme_user_model_takes_a_classifier_and_proxies(tmp_path, monkeypatch):
+    """The README's my_models.py, as written, under another module name."""
+    section = (REPO_ROOT / "README.md").read_text().split(
+        "## Models: backbones by name", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    (tmp_path / "readme_models.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        clf = build_model(Config(model="readme_models:tiny"), (8, 8, 1), 3)
+        proxies = build_model(Config(model="readme_models:tiny", loss="arcface"), (8, 8, 1), 3)
+    finally:
+        sys.modules.pop("readme_models", None)
+    assert tuple(clf.output.shape) == (None, 3) and tuple(proxies.output.shape) == (None, 3)
+    assert tuple(backbone_of(clf).output.shape) == (None, 64)  # the 4×4×64 map, pooled
 
 
 def test_bad_model_inputs_exit_2_with_the_choices_and_create_no_run(
