@@ -85,10 +85,11 @@ class Config:
     val_fraction: float = _f(0.1, "stratified share of train held out for validation")
     imbalance: float = _f(1.0, "long-tail ratio IR of the training split; 1 = as shipped")
     early_stopping: int = _f(0, "stop after this many epochs without improvement of the task's selection metric; 0 = off")
-    # Retrieval: size of a dense projection of the trunk's flattened map; none = no
-    # projection, the normalised map is the embedding (1152-d on 28×28). none generalises
-    # far better to held-out classes (MNIST p@1 0.981 vs 0.938 with 64; models/heads.py).
-    embedding_dim: int | None = _f(None, "retrieval: dense projection size; none = normalised trunk map")
+    # Retrieval: size of a dense projection of the backbone's features; none = the model's
+    # default (models/catalog.py): on small_cnn no projection, the normalised flattened map is
+    # the embedding (1152-d on 28×28), which generalises far better to held-out classes (MNIST
+    # p@1 0.981 vs 0.938 with 64; models/heads.py); on every other backbone 128 (the papers').
+    embedding_dim: int | None = _f(None, "retrieval: dense projection size; none = the model's default (small_cnn: the normalised trunk map; other backbones: 128)")
     # auto = "strong" for retrieval (p@1 +0.03 on held-out classes, models/augment.py),
     # "none" for classification.
     augment: str = _f("auto", "training augmentation (auto: strong for retrieval, none for classification)", AUGMENTS)
