@@ -28,8 +28,10 @@ def _no_storage_from_the_environment(monkeypatch):
 
 
 def _argv(tmp_path, *extra):
-    return ["loss=focal", "epochs=1", "batch_size=32", f"checkpoint_dir={tmp_path / 'ck'}",
-            *extra]
+    """The test's defaults, each replaced by a key `extra` gives (a key twice is an error)."""
+    given = {word.partition("=")[0] for word in extra}
+    base = ["loss=focal", "epochs=1", "batch_size=32", f"checkpoint_dir={tmp_path / 'ck'}"]
+    return [*(w for w in base if w.partition("=")[0] not in given), *extra]
 
 
 def _study(settings, tmp_path) -> optuna.Study:

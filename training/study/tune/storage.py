@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from training.errors import ConfigError, TrackingError
-from training.reachable import check_folder, local_path, redact, scrub, store_lock
+from training.reachable import DEFAULT_URI, check_folder, local_path, redact, scrub, store_lock
 from training.reachable import tracking_uri as current_tracking_uri
 
 if typing.TYPE_CHECKING:
@@ -66,7 +66,7 @@ def check_storage(environ: typing.Mapping[str, str] | None = None) -> None:
     cannot be created or written (`OPTUNA_STORAGE=/proc/x/optuna.journal`,
     `sqlite:////proc/x/o.db`). Unset MLFLOW_TRACKING_URI: the local store."""
     environ = os.environ if environ is None else environ
-    uri = environ.get("MLFLOW_TRACKING_URI", "") or current_tracking_uri()
+    uri = environ.get("MLFLOW_TRACKING_URI", "") or DEFAULT_URI
     location = storage_location(environ, uri)
     named = (f"OPTUNA_STORAGE={redacted(location)}" if environ.get("OPTUNA_STORAGE", "").strip()
              else f"the Optuna journal {location}")
