@@ -24,6 +24,7 @@ from training.errors import ConfigError
 from training.keyvalue import pairs
 from training.loss_catalog import catalog, import_plugins, loss_spec
 from training.model_catalog import check as check_model
+from training.model_catalog import check_warmup
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -409,3 +410,4 @@ def _validate(c: Config) -> None:
                 f">= {2 * k}"
             )
     check_model(c.model, c.pretrained, c.image_size)  # registry, weights, minimum input
+    check_warmup(c.model, spec.output, c.embedding_dim, c.warmup_epochs)

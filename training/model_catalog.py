@@ -73,6 +73,18 @@ def check(model: str, pretrained: str, image_size: int | None) -> None:
                           f"{entry.name}; valid: image_size >= {entry.min_size}")
 
 
+def check_warmup(model: str, output: str, embedding_dim: int | None, warmup_epochs: int) -> None:
+    """A warm-up trains only the head: a model whose loss takes the bare embedding (no
+    projection, no proxies) has none to train."""
+    if not warmup_epochs or output != "embedding" or embedding_dim is not None:
+        return
+    if model_spec(model).embedding_dim is None:
+        raise ConfigError(f"warmup_epochs={warmup_epochs}: model {model} with this loss has no "
+                          "head to train while its backbone is frozen (its embedding is the "
+                          "backbone's map); valid: warmup_epochs=0, or embedding_dim=N for a "
+                          "projection head")
+
+
 def model_lines(width: int) -> list[str]:
     """One line per registered model for `--help`: parameters, minimum input, weights."""
     lines = []

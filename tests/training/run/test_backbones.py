@@ -315,7 +315,7 @@ def test_bad_model_inputs_exit_2_with_the_choices_and_create_no_run(
         tmp_path, mlflow_store, user_models, capsys):
     wrong = tmp_path / "resnet32.weights.h5"
     backbone("resnet32", (8, 8, 1)).save_weights(wrong)
-    base = ["dataset=digits", "epochs=1", f"checkpoint_dir={tmp_path / 'ckpt'}"]
+    base = ["dataset=digits", "epochs=2", f"checkpoint_dir={tmp_path / 'ckpt'}"]
     cases = [
         (["model=resnt20"], "unknown model 'resnt20' (did you mean 'resnet20'?); known models: "
                             "small_cnn, resnet20"),
@@ -333,6 +333,8 @@ def test_bad_model_inputs_exit_2_with_the_choices_and_create_no_run(
                                   "weight file (PATH); models with imagenet weights: resnet50"),
         (["pretrained=weights.bin"], "choose none, imagenet or the path of a .weights.h5 or "
                                      ".keras file"),
+        (["loss=triplet", "warmup_epochs=1"], "model small_cnn with this loss has no head to "
+                                              "train while its backbone is frozen"),
     ]
     for extra, message in cases:
         assert run_cli(train, base + extra) == 2, extra
