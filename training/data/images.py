@@ -123,6 +123,18 @@ class Images:
                                                             np.float32)
 
 
+def _eager_constant(owner, values) -> tf.Tensor:
+    """One eager tf constant per collection, built on first use. `init_scope` lifts it out of
+    whatever graph is being traced (a tf.data map, a tf.function): a constant made inside a
+    trace and cached would be a symbolic tensor that later eager reads cannot use."""
+    cached = owner.__dict__.get("_tensor")
+    if cached is None:
+        with tf.init_scope():
+            cached = tf.constant(values())
+        object.__setattr__(owner, "_tensor", cached)
+    return cached
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ArrayImages(Images):
     """In RAM: uint8 (N, h, w, C) (÷255 on read) or float32 (N, h, w, C) in [0, 1]."""
@@ -152,11 +164,7 @@ class ArrayImages(Images):
 
     def _constant(self) -> tf.Tensor:
         # One constant per collection (built on first use): MNIST train 47 MB as uint8.
-        cached = self.__dict__.get("_tensor")
-        if cached is None:
-            cached = tf.constant(self.array)
-            object.__setattr__(self, "_tensor", cached)
-        return cached
+        return _eager_constant(self, lambda: self.array)
 
     def load_one(self, index):
         return tf.gather(self._constant(), index)
@@ -193,11 +201,7 @@ class FileImages(Images):
         return dataclasses.replace(self, paths=self.paths[np.asarray(indices, np.int64)])
 
     def _paths(self) -> tf.Tensor:
-        cached = self.__dict__.get("_tensor")
-        if cached is None:
-            cached = tf.constant(self.paths.astype(str))
-            object.__setattr__(self, "_tensor", cached)
-        return cached
+        return _eager_constant(self, lambda: self.paths.astype(str))
 
     def load_one(self, index):
         raw = tf.io.read_file(tf.gather(self._paths(), index))

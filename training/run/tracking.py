@@ -220,6 +220,9 @@ def log_config(config: Config) -> None:
     mlflow.log_text(config.to_json(), "config.json")
 
 
+MAX_TAG = 500  # MLflow's limit on a dataset input tag's value
+
+
 def log_dataset(splits, contexts: tuple[str, ...] = ("train", "val", "test")) -> None:
     """Dataset lineage: one `log_input` per split in `contexts` with its size and class
     counts (a tuning trial leaves "test" out: it never reads the test split)."""
@@ -238,6 +241,9 @@ def log_dataset(splits, contexts: tuple[str, ...] = ("train", "val", "test")) ->
                 source=_source(splits.name)
             )
         counts_text = json.dumps({int(c): int(n) for c, n in zip(classes, counts, strict=True)})
+        if len(counts_text) > MAX_TAG:  # CUB's 100 classes, SOP's 11k: a summary fits a tag
+            counts_text = (f"{len(classes)} classes, {int(counts.min())} to "
+                           f"{int(counts.max())} images each (median {np.median(counts):g})")
         tags = {"examples": str(len(y)), "class_counts": counts_text}
         _retry(lambda dataset=dataset, context=context, tags=tags:
                mlflow.log_input(dataset, context=context, tags=tags))

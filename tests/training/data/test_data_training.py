@@ -167,3 +167,15 @@ def test_a_user_source_module_function_trains(tmp_path, mlflow_store, capsys):
     assert params["data.image_size"] == "32" and params["data.channels"] == "3"
     assert run_cli(train, ["dataset=user_source_example:not_a_source"]) == 2
     assert "must return ((train_images" in capsys.readouterr().err
+
+
+def test_the_readme_protocol_command_trains_under_mock_data(tmp_path, mlflow_store):
+    """`make train LOSS=proxy_anchor DATASET=cub200`: CUB's 200 classes as records of real
+    digits (2 a class), classes 0–99 trained with P×K batches, 100–199 queried."""
+    with tfds.testing.mock_data(as_dataset_fn=tfds_records(400, 200)):
+        result = train(Config(loss="proxy_anchor", dataset="cub200", epochs=1, image_size=8,
+                              batch_size=8, samples_per_class=2,
+                              checkpoint_dir=str(tmp_path / "ck")))
+    assert 0 <= result["precision_at_1"] <= 1
+    params = mlflow.MlflowClient().get_run(result["run_id"]).data.params
+    assert params["data.image_size"] == "8" and params["augment"] == "auto"
