@@ -26,7 +26,7 @@ from training.study import compare as compare_module
     [
         (["losses=ce,bogus"], "unknown loss 'bogus'; known losses: arcface, balanced_ce, "),
         (["losses="], "names no loss"),
-        (["losses=ce,focal", "margin=1"], "no compared loss takes it (ce takes "),
+        (["losses=ce,focal", "margin=1"], "no compared loss takes it (ce takes label_smoothing; focal takes gamma, alpha)"),
         (["loss=focal"], "set per run by the compare"),
         (["seeds=0"], "seeds='0'"),
         (["epochs=0"], "epochs"),
@@ -250,13 +250,14 @@ def test_a_sweep_makes_one_variant_per_value_for_the_losses_that_take_it():
     [
         (["sweep=seed=0,1"], "seed cannot be swept"),
         (["sweep=l2"], "valid: key=v1,v2,..."),
-        (["losses=ce", "sweep=margin=0.1,0.2"], "no compared loss takes it (ce takes nothing)"),
+        (["losses=ce", "sweep=margin=0.1,0.2"], "no compared loss takes it (ce takes label_smoothing)"),
         (["losses=ce", "l2=0.1", "sweep=l2=0,1"], "l2 is both set (l2=...) and swept"),
         (["losses=ce", "sweep=l2=0,0.0"], "repeats a value"),
         (["losses=ce", "sweep=l2=-1,0"], "l2=-1.0 is out of range"),
         (["losses=focal", "tune=2", "sweep=gamma=0,1"], "tune= and sweep= do not combine"),
         (["tune=-1"], "tune='-1' is not valid; valid: an integer >= 0"),
-        (["losses=ce", "tune=2"], "tune=2 tunes nothing: no compared loss has a search space"),
+        (["losses=losses.crossentropy:Crossentropy", "tune=2"],  # an import path: no space
+         "tune=2 tunes nothing: no compared loss has a search space"),
         (["losses=focal", "tune_keys=l2"], "need tune=N"),
         (["losses=focal", "tune=2", "tune_keys=margin"], "'margin' has no built-in range"),
         (["losses=focal", "tune=2", "l2=0.1", "tune_keys=l2"], "l2 is both set"),
