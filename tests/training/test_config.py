@@ -104,9 +104,16 @@ def test_changing_the_loss_drops_the_previous_losses_arguments():
 def test_augment_and_embedding_head_defaults_per_task():
     from models.augment import POLICIES
     from training.config import AUGMENTS
+    from training.data.transforms import PIPELINE_POLICIES
 
-    assert set(AUGMENTS) == {"auto", *POLICIES}  # every policy selectable, nothing else
+    # every policy selectable (the model's layers and tf.data's), nothing else
+    assert set(AUGMENTS) == {"auto", *POLICIES, *PIPELINE_POLICIES}
     assert Config().resolved_augment() == "none"  # classification: model unchanged
+    # tf.data's policies never reach the model (the logged model takes plain images)
+    crop = parse_overrides(["augment=crop_flip"])
+    assert (crop.resolved_augment(), crop.pipeline_augment()) == ("none", "crop_flip")
+    assert parse_overrides(["dataset=cub200", "loss=triplet"]).pipeline_augment() == \
+        "resized_crop"
     retrieval = parse_overrides(["loss=triplet"])
     assert retrieval.resolved_augment() == "strong" and retrieval.embedding_dim is None
     explicit = parse_overrides(["loss=triplet", "augment=none", "embedding_dim=64"])
