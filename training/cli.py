@@ -153,6 +153,9 @@ def run_cli(
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 (CLI boundary: one line, details with DEBUG=1)
+        if stop_requested():  # RunKilled that a library re-raised as another error
+            print(f"terminated (SIGTERM): {_run_note(exc, True)}", file=sys.stderr)
+            return EXIT_SIGTERM
         if debug:
             traceback.print_exc()
         one_line = scrub(" ".join(str(exc).split()))

@@ -26,6 +26,7 @@ import numpy as np
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
+from training.cli import stop_requested
 from training.config import Config, ConfigError
 from training.data.images import ArrayImages
 from training.errors import RunKilled, TrackingError  # noqa: F401 (re-exported)
@@ -155,6 +156,12 @@ def open_run(
         _mark(exc, run, "KILLED")
         raise
     except BaseException as exc:
+        if stop_requested():  # RunKilled re-raised as another error (TensorFlow's tracing)
+            _retry(lambda: mlflow.set_tag("losslab.status_reason", "interrupted (SIGTERM)"))
+            _retry(lambda: mlflow.end_run("KILLED"))
+            killed = RunKilled(f"SIGTERM (surfaced as {type(exc).__name__})")
+            _mark(killed, run, "KILLED")
+            raise killed from exc
         reason = scrub(f"{type(exc).__name__}: {exc}")[:5000]  # MLflow caps tags at 8,000
         _retry(lambda: mlflow.set_tag(ERROR_TAG, reason))
         _retry(lambda: mlflow.end_run("FAILED"))

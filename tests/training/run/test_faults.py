@@ -69,6 +69,26 @@ def test_exception_fails_the_run_with_one_line(debug, tiny, mlflow_store, monkey
         assert [line for line in err.splitlines() if "disk on fire" in line] == [last]
 
 
+def test_a_sigterm_that_surfaces_as_another_error_closes_the_run_killed(
+        tiny, mlflow_store, monkeypatch, capsys):
+    """TensorFlow's tracing can re-raise the exception of a signal handler as an error of its
+    own (1 of 10 timed SIGTERMs ended exit 1, its run FAILED): after a SIGTERM, whatever error
+    ends the run closes it KILLED, and the command exits 143."""
+    from training import cli
+
+    def converted(self, batch, logs=None):
+        cli._signalled.append(signal.SIGTERM)  # what cli._raise_killed records
+        raise TypeError("an error TensorFlow raised while tracing")
+
+    monkeypatch.setattr(StopOnNonFinite, "on_train_batch_end", converted)
+    assert run_cli(train, ["epochs=1", f"checkpoint_dir={tiny().checkpoint_dir}"]) == 143
+    run = _only_run(mlflow_store)
+    assert run.info.status == "KILLED"
+    err = capsys.readouterr().err
+    assert f"terminated (SIGTERM): run {run.info.run_id} closed as KILLED" in err
+    assert not cli.stop_requested()  # cleared for the next command in this process
+
+
 # --- a non-finite loss ---------------------------------------------------------------------
 
 
