@@ -144,9 +144,18 @@ class ArrayImages(Images):
     batched = True
 
     def __post_init__(self):
-        if self.array.ndim != 4 or self.array.dtype not in (np.uint8, np.float32):
+        if self.array.ndim < 2 or self.array.dtype not in (np.uint8, np.float32):
             raise ValueError(f"ArrayImages needs uint8 or float32 (N, H, W, C), got "
                              f"{self.array.dtype} {self.array.shape}")
+
+    @property
+    def is_image(self) -> bool:
+        """False for rows that are not (H, W, C) images (feature vectors): read as they are."""
+        return self.array.ndim == 4
+
+    @property
+    def shape(self):
+        return super().shape if self.is_image else self.array.shape
 
     @property
     def channels(self) -> int:
@@ -173,6 +182,9 @@ class ArrayImages(Images):
         return tf.gather(self._constant(), indices)
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
+        if not self.is_image:
+            x = self.array[indices]
+            return x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else x.copy()
         same = self.array.shape[1] == self.array.shape[2] == self.image_size
         if same and self.stored == self.image_size:
             # Fast path, same IEEE result as the tf read: x / 255 correctly rounded in float32.

@@ -36,6 +36,8 @@ def batch_reader(images: Images, seed: int):
 
     def read(indices, epoch):
         raw = load(indices)
+        if not getattr(images, "is_image", True):  # feature rows, not images
+            return transforms.to_float(raw)
         if not augment:
             return transforms.test_view(raw, policy, size)
         seeds = tf.map_fn(lambda i: transforms.element_seed(seed, epoch, i), indices,
