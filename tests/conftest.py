@@ -74,6 +74,11 @@ def mlflow_store(tmp_path, monkeypatch, new_store) -> str:
     uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    # The experiment an earlier test set stays "active" in MLflow's module state; in this new
+    # store its id names nothing (a bare start_run() then fails with "No Experiment with id").
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # set_experiment sets them
+        monkeypatch.delenv(name, raising=False)
     yield uri
     while mlflow.active_run():
         mlflow.end_run()

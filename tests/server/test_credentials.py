@@ -114,7 +114,7 @@ def test_credentials_in_the_uri_train_and_are_never_shown(auth_server, tmp_path)
     assert password not in done.stdout + done.stderr
     (link,) = [line for line in done.stdout.splitlines() if line.startswith("view it: ")]
     assert link.startswith(f"view it: {url}/#/experiments/")
-    run_id = link.rsplit("/", 1)[-1]
+    run_id = link.split("?", 1)[0].rsplit("/", 1)[-1]  # the link ends ?workflowType=...
 
     # Nothing secret recorded: params, tags (description included), inputs, artifacts.
     os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (

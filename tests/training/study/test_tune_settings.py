@@ -30,8 +30,9 @@ def _no_storage_from_the_environment(monkeypatch):
         (["loss=focal", "trials=2", "objective=train/loss"], "is not a val/ metric"),
         (["loss=triplet", "trials=2", "objective=val/balanced_accuracy"],
          "valid: val/map_at_r, val/precision_at_1"),
-        (["loss=ce", "trials=2"], "ce has nothing to tune: its registry entry declares no "
-         "search range; tune shared settings with tune_keys=learning_rate,l2"),
+        (["loss=losses.crossentropy:Crossentropy", "trials=2"],  # an import path: no range
+         "has nothing to tune: its registry entry declares no search range; tune shared "
+         "settings with tune_keys=learning_rate,l2"),
         (["loss=focal", "gamma=1", "trials=2"], "given on the line, so fixed: gamma"),
         (["loss=focal"], "trials=<value> is required"),
         (["loss=focal", "trials=-1"], "trials=-1 is out of range"),
@@ -54,7 +55,9 @@ def test_search_space_is_the_registry_entry_plus_named_shared_keys():
     space = tune.parse_settings(["loss=cb_focal", "trials=3"]).search_space()
     assert space == {"beta": ("choice", (0.99, 0.999, 0.9999)), "gamma": ("float", 0.0, 5.0)}
     settings = tune.parse_settings(["loss=ce", "trials=3", "tune_keys=learning_rate,l2", "epochs=2"])
-    assert settings.search_space() == tune.SHARED_RANGES
+    # ce's own range (label smoothing, as timm tunes it) plus the two named shared keys
+    assert settings.search_space() == {
+        "label_smoothing": ("choice", (0.0, 0.05, 0.1, 0.2)), **tune.SHARED_RANGES}
     assert settings.config.epochs == 2 and settings.objective == "val/balanced_accuracy"
     assert settings.study_name() == "ce-digits-val/balanced_accuracy"
     retrieval = tune.parse_settings(["loss=triplet", "trials=3", "objective=val/precision_at_1"])
