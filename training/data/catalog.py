@@ -11,14 +11,51 @@ import difflib
 # Exact names and `prefix:` forms, with the line `--help` shows.
 NAMED = {
     "digits": "scikit-learn's bundled 8×8 digits (1,797 images, 10 classes); no network",
+    "diabetes": "regression: scikit-learn's bundled diabetes data (442 patients, 10 raw "
+                "features, disease progression); no network",
 }
 PREFIXED = {
     "idx:": "idx:PATH — a folder of MNIST-format IDX files (train-/t10k-images/labels)",
     "folder:": "folder:PATH — one subfolder per class (Keras's image_dataset_from_directory "
                "layout); PATH/train + PATH/test when both exist",
     "list:": "list:TRAIN[,TEST] — text files of `relative/path.jpg <label>` lines, paths "
-             "relative to data_root= (the ImageNet-LT / Places-LT / iNaturalist layout)",
+             "relative to data_root= (the ImageNet-LT / Places-LT / iNaturalist layout); "
+             "float labels (`a.jpg 23.5`) make it regression",
+    "csv:": "csv:PATH — regression on a table: header line first, target=COLUMN "
+            "[weight=COLUMN]; string columns one-hot, numbers standardised in the model",
 }
+# The task a dataset's targets fix, when its name tells: a regression loss needs one of these,
+# a classification or retrieval loss any other (list: and module:function sources with
+# integer labels serve both; their targets decide when they are read).
+REGRESSION_NAMES = ("diabetes",)
+REGRESSION_PREFIXES = ("csv:",)
+FLEXIBLE_PREFIXES = ("list:",)
+
+
+def dataset_task(name: str) -> str | None:
+    """"regression" for a table, "labels" for a dataset of class labels, None when only its
+    targets can tell (list:, module:function)."""
+    if name in REGRESSION_NAMES or name.startswith(REGRESSION_PREFIXES):
+        return "regression"
+    if name.startswith(FLEXIBLE_PREFIXES) or is_user_source(name):
+        return None
+    return "labels"
+
+
+def task_mismatch(name: str, task: str, kind: str | None = None) -> str | None:
+    """The message when a `task` loss cannot train on dataset `name` (whose targets are
+    `kind`: "regression" or "labels"; None = what its name tells), else None."""
+    kind = kind or dataset_task(name)
+    if kind == "regression" and task != "regression":
+        return (f"dataset={name} is a regression dataset (float targets) but the loss is a "
+                f"{task} loss; a regression dataset needs a regression loss (mse, mae, huber, "
+                f"...), a {task} loss needs a dataset of class labels (digits, idx:, ...)")
+    if kind == "labels" and task == "regression":
+        return (f"dataset={name} holds class labels (a classification dataset) but the loss is "
+                "a regression loss; a regression loss needs a regression dataset (diabetes, "
+                "csv:PATH target=COLUMN, a list: of float targets), class labels need a "
+                "classification loss (ce, focal, ...)")
+    return None
 TFDS_LINE = ("any TFDS image-classification name (mnist, cifar10, caltech_birds2011, cars196, "
              "food101, oxford_flowers102, imagenet2012, ...), read through tfds.load")
 USER_LINE = ("module:function — your own source: function() returns "

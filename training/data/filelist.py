@@ -5,6 +5,10 @@ This is how ImageNet-LT, Places-LT and iNaturalist ship their splits; the offici
 label at the last whitespace (so paths may hold spaces); blank lines are skipped. A list file
 that is not found as given is looked up in ``data_root``.
 
+A label may be a float target instead (``path.jpg 23.5``): a list with any non-integer value
+is a regression dataset (image models with a regression head); one of integers serves both
+tasks (class labels, or values for a regression loss).
+
 Every line is checked before any image is read: the file exists, the path stays inside
 ``data_root`` (no ``..`` escape, no absolute path), the label is an integer in range (classes
 0..max training label; a test label outside them has no class to be scored against).
@@ -12,6 +16,7 @@ Every line is checked before any image is read: the file exists, the path stays 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -33,8 +38,24 @@ def _list_file(name: str, root: Path | None) -> Path:
     raise DataError(f"list:{name}: no such list file{where}")
 
 
+def _value(label: str, where: str) -> int | float:
+    try:
+        return int(label)
+    except ValueError:
+        pass
+    try:
+        value = float(label)
+    except ValueError:
+        raise DataError(f"{where}: label {label!r} is not a number (each line: "
+                        "'relative/path.jpg <integer label or float target>')") from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}: target {label!r} is not a finite number")
+    return value
+
+
 def parse(list_path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
-    """(image paths, int labels) of one list file; DataError naming the file and line."""
+    """(image paths, labels) of one list file: int64 labels, or float64 when any line has a
+    float target; DataError naming the file and line."""
     # Lexical checks (normpath), one stat per distinct file: ~5 µs a line, so the 115.8k lines
     # of ImageNet_LT_train.txt take about a second.
     paths, labels, exists = [], [], {}
@@ -47,11 +68,7 @@ def parse(list_path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
         if len(parts) != 2:
             raise DataError(f"{where}: expected 'relative/path.jpg <label>', got {line!r}")
         relative, label = parts
-        try:
-            value = int(label)
-        except ValueError:
-            raise DataError(f"{where}: label {label!r} is not an integer "
-                            "(each line: 'relative/path.jpg <integer label>')") from None
+        value = _value(label, where)
         if os.path.isabs(relative):
             raise DataError(f"{where}: path {relative!r} is absolute; list paths are relative "
                             f"to data_root={root}")
@@ -67,7 +84,8 @@ def parse(list_path: Path, root: Path) -> tuple[list[Path], np.ndarray]:
         labels.append(value)
     if not paths:
         raise DataError(f"list file {list_path} holds no 'path label' lines")
-    return paths, np.asarray(labels, np.int64)
+    kind = np.int64 if all(isinstance(v, int) for v in labels) else np.float64
+    return paths, np.asarray(labels, kind)
 
 
 def _check_range(labels: np.ndarray, classes: int, list_path: Path) -> np.ndarray:
@@ -91,14 +109,22 @@ def load_list(spec: str, data_root: str | None, image_size: int | None = None) -
         raise DataError(f"data_root={data_root}: no such folder")
     train_file = _list_file(files[0], root)
     train_paths, train_labels = parse(train_file, root)
-    classes = int(train_labels.max()) + 1
-    y_train = _check_range(train_labels, classes, train_file)
-    test_paths, y_test = [], None
+    test_paths, test_labels = [], None
     if len(files) == 2:
         test_file = _list_file(files[1], root)
         test_paths, test_labels = parse(test_file, root)
-        y_test = _check_range(test_labels, classes, test_file)
     info = scan(train_paths + test_paths, need_size=image_size is None)
     make = lambda paths: FileImages(as_array(paths), info.channels, info.side)  # noqa: E731
+    if train_labels.dtype.kind == "f" or (test_labels is not None
+                                          and test_labels.dtype.kind == "f"):
+        return Source(make(train_paths), train_labels.astype(np.float64),
+                      make(test_paths) if test_labels is not None else None,
+                      None if test_labels is None else test_labels.astype(np.float64), (),
+                      task="regression")
+    classes = int(train_labels.max()) + 1
+    y_train = _check_range(train_labels, classes, train_file)
+    y_test = None
+    if test_labels is not None:
+        y_test = _check_range(test_labels, classes, test_file)
     return Source(make(train_paths), y_train, make(test_paths) if y_test is not None else None,
-                  y_test, tuple(str(c) for c in range(classes)))
+                  y_test, tuple(str(c) for c in range(classes)), task="either")

@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 
 from training.data.images import Images
+from training.data.tabular import Table
 from training.errors import DataError
 
 
@@ -29,6 +30,11 @@ class Source:
             class: train on classes < train_classes, query the others).
         train_classes: retrieval: how many classes (0..n-1) to train on; None = ceil(C/2).
         long_tail: a protocol's long-tail IR applied to the whole training pool (Cao et al.).
+        task: what the targets are: "classification" (class labels), "regression" (float
+            targets) or "either" (integers from a list or your own source: class labels for
+            a classification loss, values for a regression loss).
+        table: a table's raw rows (``training.data.tabular.Table``, regression); then
+            x_train is None and y_train the table's targets.
     """
 
     x_train: Images
@@ -39,6 +45,8 @@ class Source:
     test_is_pool: bool = False
     train_classes: int | None = None
     long_tail: float | None = None
+    task: str = "classification"
+    table: Table | None = None
 
 
 def check_labels(y, num_classes: int, where: str) -> np.ndarray:
@@ -52,3 +60,12 @@ def check_labels(y, num_classes: int, where: str) -> np.ndarray:
             f"labels must be 0..C-1 with every class present in the training split"
         )
     return y.astype(np.int32)
+
+
+def is_integer_valued(y) -> bool:
+    """Every value a whole number (labels or integer targets); True for what is not numbers
+    at all (the label check then names it)."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "iubf":
+        return True
+    return y.dtype.kind in "iub" or bool(np.all(np.isfinite(y)) and np.all(y == np.round(y)))

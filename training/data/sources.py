@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Callable
 
 from training.data import catalog
+from training.data.csv_source import load_csv
+from training.data.diabetes import load_diabetes
 from training.data.digits import load_digits
 from training.data.filelist import load_list
 from training.data.folder import load_folder
@@ -26,17 +28,26 @@ __all__ = ["OFFLINE_OPTIONS", "Source", "available_datasets", "load_digits", "lo
 
 def available_datasets() -> str:
     """Human text listing the accepted dataset names, for error messages and --help."""
-    return ("digits, idx:PATH, folder:PATH, list:TRAIN[,TEST], module:function, a protocol ("
+    return ("digits, diabetes (regression), csv:PATH (regression), idx:PATH, folder:PATH, list:TRAIN[,TEST], module:function, a protocol ("
             + ", ".join(catalog.PROTOCOLS) + ") or any TFDS image-classification name "
             "(mnist, fashion_mnist, cifar10, caltech_birds2011, ...)")
 
 
-NAMED: dict[str, Callable[..., Source]] = {"digits": lambda **_: load_digits()}
+def _table(table) -> Source:
+    """A regression table as a source: rows in `table`, split later (training.data.regression)."""
+    return Source(None, table.y, None, None, (), task="regression", table=table)
+
+
+NAMED: dict[str, Callable[..., Source]] = {
+    "digits": lambda **_: load_digits(),
+    "diabetes": lambda **_: _table(load_diabetes()),
+}
 PREFIXED: dict[str, Callable[..., Source]] = {
     "idx:": lambda path, **_: load_idx_folder(path),
     "folder:": lambda path, image_size=None, **_: load_folder(path, image_size),
     "list:": lambda path, data_root=None, image_size=None, **_: load_list(path, data_root,
                                                                           image_size),
+    "csv:": lambda path, target=None, weight=None, **_: _table(load_csv(path, target, weight)),
 }
 
 
@@ -54,7 +65,8 @@ def _protocol(entry: catalog.Protocol, data_dir, data_root, image_size) -> Sourc
 
 
 def load_source(dataset: str, data_dir: str | None = None, *, data_root: str | None = None,
-                image_size: int | None = None) -> Source:
+                image_size: int | None = None, target: str | None = None,
+                weight: str | None = None) -> Source:
     """Resolve ``dataset`` through the registry and load its labels (images stay lazy).
 
     Raises:
@@ -74,7 +86,8 @@ def load_source(dataset: str, data_dir: str | None = None, *, data_root: str | N
             path = dataset[len(prefix):]
             if not path:
                 raise DataError(f"dataset {dataset!r} names no folder or file; use {prefix}PATH")
-            return loader(path, data_root=data_root, image_size=image_size)
+            return loader(path, data_root=data_root, image_size=image_size, target=target,
+                          weight=weight)
     if catalog.is_user_source(dataset):
         return load_user(dataset, image_size)
     if ":" in dataset:

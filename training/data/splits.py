@@ -1,4 +1,5 @@
-"""Train / val / test splits for classification and retrieval, seeded and stratified.
+"""Train / val / test splits for classification and retrieval, seeded and stratified
+(regression's unstratified rows: ``training.data.regression``).
 
 Order of operations (each step seeded by ``seed``, so a seed gives identical splits):
 
@@ -32,6 +33,7 @@ import numpy as np
 from training.data import catalog
 from training.data.cache import Prepared, choose, prepare
 from training.data.images import View
+from training.data.regression import split_regression
 from training.data.source import Source
 from training.data.sources import load_source
 from training.errors import DataError
@@ -46,13 +48,17 @@ class Splits:
 
     Attributes:
         name: the dataset name as given ("digits", "mnist", "idx:/path").
-        task: "classification" or "retrieval".
+        task: "classification", "retrieval" or "regression".
         x_*: the split's images (``training.data.images.Images``): ``x[i:j]`` reads float32
             (k, S, S, C) in [0, 1]; ``len(x)``; ``x.shape`` = (N, S, S, C).
         y_*: int32 (N,), original class labels (index into ``class_names``).
         num_classes: classes the model is trained on (retrieval: the first ceil(C/2)).
         class_names: names of all source classes, index = label.
         test_label_offset: original label = y_test + offset; always 0 (labels are kept).
+        Regression (``training.data.regression``): y_* float32 targets, num_classes 0;
+        w_*: float32 (N,) sample weights or None; a table's x_* are float32 (N, F) feature
+        rows named by feature_names, feature_stats their training (mean, variance) for the
+        model's Normalization layer; dropped_rows (drop_nan) and outlier_rows (outliers=).
     """
 
     name: str
@@ -69,6 +75,13 @@ class Splits:
     skipped: tuple[str, ...] = ()  # unreadable images skipped (first 20 paths)
     skipped_count: int = 0
     cache: str = "memory"  # where the images live after prepare_splits
+    w_train: np.ndarray | None = None
+    w_val: np.ndarray | None = None
+    w_test: np.ndarray | None = None
+    feature_names: tuple[str, ...] = ()
+    feature_stats: tuple[np.ndarray, np.ndarray] | None = None
+    dropped_rows: int = 0
+    outlier_rows: int = 0
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -248,6 +261,7 @@ def _retrieval(src: Source, name: str, seed: int, val_fraction: float, imbalance
 TASKS: dict[str, Callable[..., Splits]] = {
     "classification": _classification,
     "retrieval": _retrieval,
+    "regression": None,  # rows, not classes: training.data.regression.split_regression
 }
 
 
@@ -261,6 +275,10 @@ def load_splits(
     data_dir: str | None = None,
     data_root: str | None = None,
     image_size: int | None = None,
+    target: str | None = None,
+    weight: str | None = None,
+    outliers: float = 0.0,
+    drop_nan: bool = False,
 ) -> Splits:
     """Load ``dataset`` and split it for ``task``; deterministic for a given seed.
 
@@ -273,6 +291,9 @@ def load_splits(
         data_dir: TFDS data folder (default ``$TFDS_DATA_DIR`` or TFDS's own default).
         data_root: the folder ``list:`` paths are relative to.
         image_size: the model's input side, when known (skips the files' size scan).
+        target, weight: csv: the target and weight columns.
+        outliers: regression: share of training targets given a heavy-tailed shift.
+        drop_nan: regression tables: drop rows with NaN/inf instead of stopping.
 
     Raises:
         DataError: any bad value, file or dataset; the message names it and the choices.
@@ -287,7 +308,17 @@ def load_splits(
     if entry is not None and entry.task != task:
         raise DataError(f"dataset={dataset} is a {entry.task} protocol ({entry.citation}); "
                         f"choose a {entry.task} loss, or the plain TFDS name {entry.source!r}")
-    src = load_source(dataset, data_dir, data_root=data_root, image_size=image_size)
+    src = load_source(dataset, data_dir, data_root=data_root, image_size=image_size,
+                      target=target, weight=weight)
+    kind = {"regression": "regression", "classification": "labels"}.get(src.task)
+    mismatch = kind and catalog.task_mismatch(dataset, task, kind)
+    if mismatch:  # a list: or your own source, known only now
+        raise DataError(mismatch)
+    if task == "regression":
+        fields = split_regression(src, dataset, seed=seed, val_fraction=val_fraction,
+                                  test_fraction=TEST_FRACTION, outliers=outliers,
+                                  drop_nan=drop_nan)
+        return Splits(dataset, task, num_classes=0, class_names=(), **fields)
     if src.x_test is None:
         pool, test = _stratified_split(src.y_train, TEST_FRACTION, seed, "test split")
         src = dataclasses.replace(
