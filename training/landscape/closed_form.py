@@ -1,0 +1,84 @@
+"""The essay's landscape in closed form: the Hessian of a linear model under MSE and ridge.
+
+A linear model ``ŷ = Xw + b`` (``X``: the ``(n, d)`` features the last Dense layer sees, i.e.
+standardised by the model's Normalization layer) trained with the mean squared error
+``L = (1/n) Σ (yᵢ − ŷᵢ)²`` and losslab's ``l2=λ``. The project's ``l2`` is a Keras
+``kernel_regularizer=L2(λ)`` on the Dense kernel (``models/``; ``training/config.py``): it adds
+``λ‖w‖²`` to the loss and leaves the bias unpenalised. The coordinates are the model's trainable
+variables in Keras's order, flattened: the kernel ``w`` (``d``) then the bias ``b`` (1), as
+``HessianOfLoss`` flattens them. With ``Z = [X 1]`` (``(n, d+1)``):
+
+    H = 2 ZᵀZ / n + 2λ diag(1, …, 1, 0)
+
+exactly, at every ``w`` (the loss is quadratic). On features standardised with the statistics
+of the same rows, ``Xᵀ1 = 0``: the bias decouples, ``H = diag(2XᵀX/n + 2λI, 2)``; the kernel
+block is the essay's ``2XᵀX/n + 2λI``, every eigenvalue moved up by ``2λ``, and the bias adds
+the eigenvalue 2. On diabetes the kernel block's eigenvalues span 0.017 … 8.05, so 2 lies
+inside and the condition number of ``H`` is the kernel block's ``(μ_max + 2λ)/(μ_min + 2λ)``.
+On other rows (a subset, the val split) ``Xᵀ1 ≠ 0`` and the formula with ``Z`` still holds.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def design_matrix(features: np.ndarray, *, bias: bool = True) -> np.ndarray:
+    """``Z = [X 1]`` (``(n, d+1)``) or ``X`` (``(n, d)``) in float64."""
+    x = np.asarray(features, np.float64)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"features must be a non-empty (n, d) array, got shape {x.shape}")
+    return np.hstack([x, np.ones((len(x), 1))]) if bias else x
+
+
+def linear_mse_hessian(features: np.ndarray, l2: float = 0.0, *, bias: bool = True) -> np.ndarray:
+    """``2 ZᵀZ/n + 2λ D`` with ``D`` = 1 on the kernel's coordinates, 0 on the bias's."""
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0, got {l2}")
+    z = design_matrix(features, bias=bias)
+    penalty = np.ones(z.shape[1])
+    if bias:
+        penalty[-1] = 0.0
+    return 2.0 * z.T @ z / len(z) + 2.0 * l2 * np.diag(penalty)
+
+
+def condition_number(eigenvalues: np.ndarray) -> float:
+    """``λ_max / λ_min`` of a positive spectrum (``inf`` when the smallest is ≤ 0)."""
+    values = np.asarray(eigenvalues, np.float64)
+    low = float(values.min())
+    return float(values.max() / low) if low > 0 else float("inf")
+
+
+def linear_head(model: keras.Model) -> tuple[keras.Model, keras.layers.Dense]:
+    """(inputs → the last Dense layer's input, that layer) of a linear model.
+
+    ValueError unless the model ends in a one-output Dense layer without activation and its
+    only trainable variables are that layer's kernel and bias: then its loss under MSE is the
+    quadratic of this module, and ``HessianOfLoss``'s coordinates are ``[w, b]``.
+    """
+    last = model.layers[-1]
+    if not isinstance(last, keras.layers.Dense) or last.units != 1:
+        raise ValueError(f"a linear model ends in Dense(1), got {type(last).__name__}")
+    if keras.activations.serialize(last.activation) != "linear":
+        raise ValueError(f"the last Dense layer has activation {last.activation.__name__}")
+    expected = [id(v) for v in last.trainable_variables]
+    if [id(v) for v in model.trainable_variables] != expected:
+        names = [v.path for v in model.trainable_variables]
+        raise ValueError(f"a linear model trains only its last Dense layer, got {names}")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, last.input), last
+
+
+def features_of(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """The ``(n, d)`` float64 features the linear head sees (after the model's Normalization)."""
+    trunk, _ = linear_head(model)
+    parts = [np.asarray(keras.ops.convert_to_numpy(trunk(x[i : i + batch], training=False)))
+             for i in range(0, len(x), batch)]
+    return np.concatenate(parts).astype(np.float64)
+
+
+def closed_form_of_model(model: keras.Model, x: np.ndarray, l2: float) -> np.ndarray:
+    """``linear_mse_hessian`` of the rows ``x`` as the model sees them (bias if it has one)."""
+    _, head = linear_head(model)
+    return linear_mse_hessian(features_of(model, x), l2, bias=head.use_bias)
