@@ -40,10 +40,24 @@ def quantile_name(tau: float) -> str:
     return f"q{100 * tau:g}"
 
 
-def pinball(y, predicted, tau: float) -> float:
-    """``mean_i max(τ u_i, (τ − 1) u_i)`` with ``u = y − predicted``; both ``(N,)``."""
+def _weights(weights, n: int) -> np.ndarray:
+    """Sample weights ``(n,)`` (1 when None), as the run's weighted least squares uses them."""
+    if weights is None:
+        return np.ones(n)
+    w = np.asarray(weights, np.float64).reshape(-1)
+    if w.shape != (n,) or not w.sum() > 0:
+        raise ValueError(f"weights must be ({n},) with a positive sum, got shape {w.shape}")
+    return w
+
+
+def _mean(values: np.ndarray, w: np.ndarray) -> float:
+    return float(np.sum(w * values) / np.sum(w))
+
+
+def pinball(y, predicted, tau: float, weights=None) -> float:
+    """``Σ_i w_i max(τ u_i, (τ − 1) u_i) / Σ w`` with ``u = y − predicted``; all ``(N,)``."""
     u = _column(y, "y") - _column(predicted, "predicted")
-    return float(np.mean(np.maximum(tau * u, (tau - 1.0) * u)))
+    return _mean(np.maximum(tau * u, (tau - 1.0) * u), _weights(weights, len(u)))
 
 
 def check_quantiles(quantiles) -> np.ndarray:
@@ -55,8 +69,9 @@ def check_quantiles(quantiles) -> np.ndarray:
     return taus
 
 
-def quantile_metrics(y, predicted, quantiles) -> dict[str, float]:
-    """Metrics of predicted quantiles ``(N, K)`` against targets ``(N,)``.
+def quantile_metrics(y, predicted, quantiles, weights=None) -> dict[str, float]:
+    """Metrics of predicted quantiles ``(N, K)`` against targets ``(N,)``, means weighted by
+    ``weights`` ``(N,)`` when given (as the run's other metrics are).
 
     Returns ``pinball_<q>`` per quantile (``quantile_name``), ``pinball_mean`` (their mean),
     and with ``K ≥ 2``: ``interval_coverage`` (share of rows with ``q_τ1 ≤ y ≤ q_τK``),
@@ -70,34 +85,37 @@ def quantile_metrics(y, predicted, quantiles) -> dict[str, float]:
     if predicted.shape != (len(y), len(taus)):
         raise ValueError(f"predicted quantiles must have shape (N, K) = ({len(y)}, {len(taus)}), "
                          f"got {predicted.shape}")
-    out = {f"pinball_{quantile_name(t)}": pinball(y, predicted[:, k], t)
+    w = _weights(weights, len(y))
+    out = {f"pinball_{quantile_name(t)}": pinball(y, predicted[:, k], t, w)
            for k, t in enumerate(taus)}
     out["pinball_mean"] = float(np.mean(list(out.values())))
     if len(taus) >= 2:
         lower, upper = predicted[:, 0], predicted[:, -1]
-        out["interval_coverage"] = float(np.mean((y >= lower) & (y <= upper)))
+        out["interval_coverage"] = _mean((y >= lower) & (y <= upper), w)
         out["interval_nominal"] = float(taus[-1] - taus[0])
-        out["interval_width"] = float(np.mean(upper - lower))
-        out["crossing_rate"] = float(np.mean(np.any(np.diff(predicted, axis=1) < 0, axis=1)))
+        out["interval_width"] = _mean(upper - lower, w)
+        out["crossing_rate"] = _mean(np.any(np.diff(predicted, axis=1) < 0, axis=1), w)
     return out
 
 
-def gaussian_nll(y, mean, variance) -> float:
-    """``mean_i ½ log(2π σ_i²) + (y_i − μ_i)² / (2 σ_i²)``; every argument ``(N,)``."""
+def gaussian_nll(y, mean, variance, weights=None) -> float:
+    """``Σ_i w_i [½ log(2π σ_i²) + (y_i − μ_i)² / (2 σ_i²)] / Σ w``; every argument ``(N,)``."""
     y, mean, variance = _column(y, "y"), _column(mean, "mean"), _column(variance, "variance")
     if np.any(variance <= 0):
         raise ValueError(f"variance must be > 0, got min {variance.min():g}")
-    return float(np.mean(0.5 * np.log(2 * np.pi * variance) + (y - mean) ** 2 / (2 * variance)))
+    terms = 0.5 * np.log(2 * np.pi * variance) + (y - mean) ** 2 / (2 * variance)
+    return _mean(terms, _weights(weights, len(y)))
 
 
-def gaussian_metrics(y, mean, variance) -> dict[str, float]:
+def gaussian_metrics(y, mean, variance, weights=None) -> dict[str, float]:
     """``nll``, ``coverage_90`` (share with ``|y − μ| ≤ z_0.95 σ``) and ``sigma_mean``."""
     y, mean, variance = _column(y, "y"), _column(mean, "mean"), _column(variance, "variance")
     sigma = np.sqrt(variance)
+    w = _weights(weights, len(y))
     return {
-        "nll": gaussian_nll(y, mean, variance),
-        "coverage_90": float(np.mean(np.abs(y - mean) <= Z_CENTRAL * sigma)),
-        "sigma_mean": float(np.mean(sigma)),
+        "nll": gaussian_nll(y, mean, variance, w),
+        "coverage_90": _mean(np.abs(y - mean) <= Z_CENTRAL * sigma, w),
+        "sigma_mean": _mean(sigma, w),
     }
 
 

@@ -126,3 +126,18 @@ def test_sigma_calibration_bins_match_loop():
         assert got["mean_abs_error"][b] == pytest.approx(sum(abs(error[i]) for i in rows) / size)
     assert np.all(np.diff(got["sigma"]) > 0)
     assert len(sigma_calibration(sigma[:3], error[:3], bins=10)["count"]) == 3
+
+
+def test_integer_weights_equal_repeated_rows():
+    rng = np.random.default_rng(5)
+    y, q = rng.normal(size=20), np.sort(rng.normal(size=(20, 2)), axis=1)
+    mu, var = rng.normal(size=20), rng.uniform(0.2, 2, 20)
+    w = rng.integers(0, 4, 20).astype(float)
+    w[0] = 1.0
+    rep = np.repeat(np.arange(20), w.astype(int))
+    assert quantile_metrics(y, q, [0.2, 0.8], w) == pytest.approx(
+        quantile_metrics(y[rep], q[rep], [0.2, 0.8]))
+    assert gaussian_metrics(y, mu, var, w) == pytest.approx(
+        gaussian_metrics(y[rep], mu[rep], var[rep]))
+    with pytest.raises(ValueError, match="positive sum"):
+        pinball(y, q[:, 0], 0.5, np.zeros(20))
