@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from mlflow.entities import Metric as MlflowMetric
 
-from training.config import SELECTION_METRIC
+from training import metric_catalog
 from training.study.report import figures, render
 from training.study.report.collect import (
     SUMMARY_TAG,
@@ -43,14 +43,6 @@ from training.tags import VARIANT_TAG
 DESCRIPTION_TAG = "mlflow.note.content"  # the run description the MLflow UI shows
 MAX_TAG_CHARS = 8000  # MLflow refuses longer tag values (MAX_TAG_VAL_LENGTH)
 BATCH = 1000  # metrics per log_batch call (MLflow's limit)
-
-# Per-epoch curves drawn per task (what `train` logs at step = epoch).
-CURVES = {
-    "classification": ("val/loss", "val/accuracy", "val/balanced_accuracy", "val/macro_f1",
-                       "val/ece"),
-    "retrieval": ("train/loss", "val/precision_at_1", "val/recall_at_5", "val/r_precision",
-                  "val/map_at_r"),
-}
 
 
 @dataclasses.dataclass
@@ -84,7 +76,8 @@ def build_report(client: mlflow.MlflowClient, parent_id: str,
     if reference is None and runs.params.get("reference", "none") != "none":
         reference = runs.params["reference"]
     summaries = summarize(runs, references(runs, reference))
-    histories = {task: {c.run_id: metric_history(client, c.run_id, SELECTION_METRIC[task])
+    selection = metric_catalog.selection_metrics()
+    histories = {task: {c.run_id: metric_history(client, c.run_id, selection[task])
                         for c in runs.finished(task)} for task in runs.tasks()}
     warnings = tuple(w for task in runs.tasks()
                      for w in measured_nothing(runs, task, histories[task]))
@@ -105,20 +98,23 @@ def measured_nothing(runs: CompareRuns, task: str,
                      histories: dict[str, np.ndarray]) -> list[str]:
     """Sentences for runs that learned nothing, so the table compares noise: a run whose last
     selection metric is within `CHANCE_MARGIN` of 1/C (classification: C from its training
-    split), or a run of 2+ epochs whose selection metric never rose above its epoch-1 value.
+    split), or a run of 2+ epochs whose selection metric never improved on its epoch-1 value
+    (rose, or fell where lower is better).
     "This compare measured nothing" when every run of the task is so.
 
     Args:
         histories: run id → its selection metric per epoch (`metric_history`).
     """
     children = runs.finished(task)
-    metric = SELECTION_METRIC[task]
+    metric = metric_catalog.selection_metric(task)
+    # Minimised metrics are negated so "improved" is "rose" for both directions.
+    sign = 1.0 if metric_catalog.metric(metric).higher_is_better else -1.0
     cause = (f"likely cause: too few epochs ({runs.params.get('epochs', '?')}) for the model "
              "to learn; try `make compare EPOCHS=30`, or check the learning rate and the data")
     chance = [c for c in children if task == "classification" and c.train_counts is not None
               and len(histories.get(c.run_id, ())) and
               abs(histories[c.run_id][-1] - 1 / c.train_counts.size) <= CHANCE_MARGIN]
-    flat = [c for c in children if len(h := histories.get(c.run_id, ())) >= 2
+    flat = [c for c in children if len(h := sign * np.asarray(histories.get(c.run_id, ()))) >= 2
             and np.nanmax(h[1:]) <= h[0]]
     out = []
     for found, what in (
@@ -210,7 +206,7 @@ def _figures(client: mlflow.MlflowClient, runs: CompareRuns) -> dict[str, Figure
         histories = {
             key: {v: [metric_history(client, c.run_id, key) for c in kids]
                   for v, kids in groups.items()}
-            for key in CURVES[task]
+            for key in metric_catalog.task(task).curves
         }
         if _has_values(histories):
             out[f"figures/curves_{task}.png"] = figures.curves(histories, f"{title} ({task})")

@@ -20,6 +20,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
+from training import metric_catalog
 from training.errors import ConfigError
 from training.loss_catalog import catalog, loss_spec
 from training.tags import COMPARE_TAG, ERROR_TAG, STUDY_TAG, VARIANT_TAG
@@ -80,9 +81,9 @@ class CompareRuns:
         return [c for c in self.children if c.finished and task in (None, c.task)]
 
     def tasks(self) -> list[str]:
-        """Tasks with at least one finished run, classification first."""
+        """Tasks with at least one finished run, in the catalogue's order."""
         present = {c.task for c in self.finished()}
-        return [t for t in ("classification", "retrieval") if t in present]
+        return [t for t in metric_catalog.task_names() if t in present]
 
 
 def find_parent(client: mlflow.MlflowClient, experiment: str | None, parent: str | None) -> str:

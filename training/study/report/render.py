@@ -15,7 +15,7 @@ import csv
 import io
 import math
 
-from training.config import SELECTION_METRIC
+from training import metric_catalog
 from training.study.report.summary import (
     ALPHA,
     TAIL_SHARE,
@@ -46,8 +46,8 @@ RULE = (
     "▲ / ▼ = better / worse than the task's reference loss (its first listed loss unless "
     "`reference=` names another): two-sided paired t-test over the seeds both finished (seed s "
     "gives every loss the same split and initial weights), p Holm-corrected across the losses "
-    f"compared with the reference, per metric; p_holm < {ALPHA:g}. Lower is better for ECE and "
-    "wall time. ± is the sample std over seeds (ddof = 1); Δ = loss − reference with its 95 % "
+    f"compared with the reference, per metric; p_holm < {ALPHA:g}. Lower is better where the "
+    "header has ↓. ± is the sample std over seeds (ddof = 1); Δ = loss − reference with its 95 % "
     "t interval."
 )
 RECOMMENDED_SEEDS = 5
@@ -91,7 +91,7 @@ def markdown(runs, summaries: dict[str, TaskSummary], warnings: tuple[str, ...] 
         f"seeds: {p.get('seeds', '?')}, epochs per run: {p.get('epochs', '?')}.",
     ]
     for task, summary in summaries.items():
-        note = TASK_NOTES[task].format(imbalance=p.get("imbalance", "?"), tail=TAIL_SHARE)
+        note = TASK_NOTES.get(task, "").format(imbalance=p.get("imbalance", "?"), tail=TAIL_SHARE)
         lines += ["", f"## {task}", "", note, "", f"Reference: **{summary.reference}**.", ""]
         lines += _table(summary)
         lines += _tuning(p, summary)
@@ -111,7 +111,7 @@ def markdown(runs, summaries: dict[str, TaskSummary], warnings: tuple[str, ...] 
 
 
 def _table(summary: TaskSummary) -> list[str]:
-    header = ["loss", "n"] + [m.label + ("" if m.higher_is_better else " ↓")
+    header = ["loss", "n"] + [m.label + ("" if m.higher_is_better or not m.ranked else " ↓")
                               for m in summary.metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {m.key: summary.best(m) if len(summary.stats) > 1 else [] for m in summary.metrics}
@@ -172,7 +172,7 @@ def _tuning(params: dict[str, str], summary: TaskSummary) -> list[str]:
     trials = params.get("tune", "0")
     if trials in ("0", "none"):
         return []
-    lines = ["", f"Tuned: {trials} trials per loss on `{SELECTION_METRIC[summary.task]}` "
+    lines = ["", f"Tuned: {trials} trials per loss on `{metric_catalog.selection_metric(summary.task)}` "
              f"({params.get('tune_epochs', '?')} epochs per trial; shared settings tuned: "
              f"{params.get('tune_keys', 'none')}). Each loss's seeds train at its study's best:",
              "", "| loss | chosen hyperparameters |", "|---|---|"]
@@ -206,7 +206,7 @@ def _head_note(runs, summary: TaskSummary) -> list[str]:
         return []
     lines = [""]
     for output, names in outputs.items():
-        if output != PLAIN_OUTPUT[summary.task] and output in HEAD_NOTES:
+        if output != PLAIN_OUTPUT.get(summary.task) and output in HEAD_NOTES:
             one = len(names) == 1
             lines.append("Heads: " + HEAD_NOTES[output].format(
                 names=", ".join(names), differ="differs" if one else "differ",

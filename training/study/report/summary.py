@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from training.config import SELECTION_METRIC
+from training import metric_catalog
 
 TAIL_SHARE = 0.3  # tail recall: the rarest 30 % of classes by training count
 ALPHA = 0.05  # significance level of the Holm-corrected paired t-test
@@ -28,50 +28,33 @@ CONFIDENCE = 0.95  # of the interval of a difference
 
 @dataclasses.dataclass(frozen=True)
 class Metric:
-    """One column of the report.
+    """One column of the report, made from a `metric_catalog` entry (`column`).
 
     Attributes:
         key: the metric name as the trainer logs it (`test/accuracy`); `test/tail_recall` is
             the one the report computes (from each run's per-class recall).
         optional: a column only when some run logged it (metrics newer runs add).
+        ranked: False for a metric with no better direction (a coverage): never bold, ▲/▼.
     """
 
     key: str
     label: str
     higher_is_better: bool = True
     optional: bool = False
+    ranked: bool = True
 
 
-TAIL_RECALL = Metric("test/tail_recall", "tail recall")
-# Runs with LANDSCAPE=1 (training/landscape): the mean loss rise on a ring around the
-# minimum; lower = flatter, the ridge experiment's question. Measured on training data.
-SHARPNESS = Metric("landscape/sharpness", "landscape sharpness", higher_is_better=False,
-                   optional=True)
-WALL = Metric("time/wall_seconds", "wall s/run", higher_is_better=False)
+def column(spec: metric_catalog.MetricSpec) -> Metric:
+    """The report column of a catalogue entry, on the test split."""
+    return Metric(spec.name("test"), spec.label, spec.higher_is_better, spec.optional,
+                  spec.ranked)
+
+
+TAIL_RECALL = column(metric_catalog.metric("tail_recall"))
+# task → its columns, in the catalogue's order
 METRICS: dict[str, tuple[Metric, ...]] = {
-    "classification": (
-        Metric("test/accuracy", "accuracy"),
-        Metric("test/balanced_accuracy", "balanced acc."),
-        Metric("test/balanced_accuracy_posthoc", "balanced acc. post-hoc", optional=True),
-        Metric("test/balanced_accuracy_tau_norm", "balanced acc. τ-norm", optional=True),
-        Metric("test/stage2/balanced_accuracy", "balanced acc. stage 2", optional=True),
-        Metric("test/macro_f1", "macro-F1"),
-        Metric("test/ece", "ECE", higher_is_better=False),
-        TAIL_RECALL,
-        Metric("test/many_shot_accuracy", "many-shot acc.", optional=True),
-        Metric("test/medium_shot_accuracy", "medium-shot acc.", optional=True),
-        Metric("test/few_shot_accuracy", "few-shot acc.", optional=True),
-        SHARPNESS,
-        WALL,
-    ),
-    "retrieval": (
-        Metric("test/precision_at_1", "P@1"),
-        Metric("test/recall_at_5", "R@5"),
-        Metric("test/r_precision", "R-precision"),
-        Metric("test/map_at_r", "MAP@R"),
-        SHARPNESS,
-        WALL,
-    ),
+    task: tuple(column(m) for m in metric_catalog.columns(task))
+    for task in metric_catalog.task_names()
 }
 
 
@@ -147,7 +130,7 @@ def holm(p_values) -> np.ndarray:
 
 def verdict(paired: Paired | None, metric: Metric) -> str | None:
     """"better" / "worse" than the reference where p_holm < ALPHA, else None."""
-    if paired is None or not paired.p_holm < ALPHA:
+    if paired is None or not metric.ranked or not paired.p_holm < ALPHA:
         return None
     return "better" if (paired.delta_mean > 0) == metric.higher_is_better else "worse"
 
@@ -214,15 +197,14 @@ class TaskSummary:
         a value."""
         means = {loss: s[metric.key].mean for loss, s in self.stats.items()
                  if s[metric.key].n > 0}
-        if not means:
+        if not means or not metric.ranked:
             return []
         top = (max if metric.higher_is_better else min)(means.values())
         return [loss for loss, mean in means.items() if mean == top]
 
     def headline(self) -> Metric:
-        """The task's headline column: the test twin of the selection metric
-        (`val/balanced_accuracy` → `test/balanced_accuracy`)."""
-        key = "test/" + SELECTION_METRIC[self.task].split("/", 1)[1]
+        """The task's first headline column (`metric_catalog`: test/balanced_accuracy)."""
+        key = metric_catalog.headline(self.task)[0].name("test")
         return next((m for m in self.metrics if m.key == key), self.metrics[0])
 
 
@@ -261,8 +243,7 @@ def summarize(runs, references: dict[str, str]) -> dict[str, TaskSummary]:
 # --- does a loss beat CE plus a free fix? ---------------------------------------------------
 # The classifier-level fixes any CE model gets without retraining (metrics of every run):
 # post-hoc logit adjustment and τ-normalisation. Which one CE gets is chosen on val.
-FREE_FIXES = {"post-hoc logit adjustment": "balanced_accuracy_posthoc",
-              "τ-norm": "balanced_accuracy_tau_norm"}
+FREE_FIXES = {m.fix: m.key for m in metric_catalog.free_fixes()}  # fix name → metric key
 FREE_FIX_REFERENCE = "ce"
 
 

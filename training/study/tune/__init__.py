@@ -54,8 +54,6 @@ from training.study.tune.cli import USAGE, main, tune, tune_help
 from training.study.tune.driver import StudyResult, TrialsFailing, run_study, trial_callback
 from training.study.tune.mlflow_run import log_progress, log_summary, study_run
 from training.study.tune.settings import (
-    MINIMIZED,
-    OBJECTIVES,
     PRUNERS,
     REFUSED,
     SHARED_RANGES,
@@ -94,7 +92,7 @@ from training.study.tune.workers import (
 from training.tags import STUDY_TAG, TRIAL_TAG  # the tags every trial run carries
 
 __all__ = [
-    "COUNTED", "MINIMIZED", "OBJECTIVES", "PRUNERS", "REFUSED", "RUN_ATTR", "SETTINGS_ATTR",
+    "COUNTED", "PRUNERS", "REFUSED", "RUN_ATTR", "SETTINGS_ATTR",
     "SHARED_RANGES", "STUDY_TAG", "TRIAL_TAG", "TUNE_KEYS", "USAGE", "WORKER_ATTR",
     "StudyResult", "TrialsFailing", "TuneSettings", "WorkersFailed", "apply_params",
     "check_objective", "check_storage", "counted", "describe_range", "fail_dead_workers_trials",

@@ -10,6 +10,7 @@ import typing
 
 import optuna
 
+from training import metric_catalog
 from training.config import SELECTION_METRIC, Config, field_names, parse_overrides
 from training.errors import ConfigError
 from training.keyvalue import Key, pairs, parse_keys
@@ -22,15 +23,6 @@ SHARED_RANGES: dict[str, tuple] = {
     "learning_rate": ("log", 1e-4, 1e-2),
     "l2": ("log", 1e-6, 1e-2),
 }
-# The val metrics a run logs (keys of evaluate.classification_scores / retrieval_scores);
-# the shot-group accuracies exist only for the groups the training split has.
-OBJECTIVES = {
-    "classification": ("balanced_accuracy", "accuracy", "macro_f1", "balanced_accuracy_posthoc",
-                       "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy",
-                       "ece", "loss"),
-    "retrieval": ("map_at_r", "precision_at_1", "recall_at_5", "r_precision"),
-}
-MINIMIZED = ("ece", "loss")
 # MedianPruner: 3 trials finish before any is pruned, none is pruned before epoch 2 (epoch
 # 1 ranks hyperparameters by how fast they start, not where they end).
 PRUNER_STARTUP_TRIALS = 3
@@ -40,8 +32,8 @@ REFUSED = ("resume", "run_name")  # set per trial
 TUNE_KEYS = (
     Key("trials", int, 0, "the study's total number of trials, shared by all its workers",
         required=True),
-    Key("objective", str, "", "a val/ metric at the last epoch (default: val/balanced_accuracy "
-        "for classification, val/map_at_r for retrieval)"),
+    Key("objective", str, "", "a val/ metric at the last epoch (default: " + ", ".join(
+        f"{metric} for {task}" for task, metric in SELECTION_METRIC.items()) + ")"),
     Key("pruner", str, "median", "median (Optuna's MedianPruner on the per-epoch objective) "
         "| none"),
     Key("study", str, "", "study name (default: <loss>-<dataset>-<objective>); the same name "
@@ -88,7 +80,7 @@ class TuneSettings:
 
     @property
     def direction(self) -> str:
-        return "minimize" if self.metric in MINIMIZED else "maximize"
+        return metric_catalog.direction(self.metric)
 
     def study_name(self) -> str:
         if self.study:
@@ -141,12 +133,15 @@ def parse_tune_keys(raw: str, fixed: typing.Iterable[str] = ()) -> tuple[str, ..
 
 
 def check_objective(objective: str, task: str) -> str:
-    """The objective as "val/<metric>"; ConfigError for test/ or any non-val metric."""
-    valid = ", ".join(f"val/{m}" for m in OBJECTIVES[task])
+    """The objective as "val/<metric>"; ConfigError for test/ or any non-val metric, or one
+    the catalogue does not allow as an objective of `task` (`metric_catalog.objectives`; the
+    shot-group accuracies exist only for the groups the training split has)."""
+    allowed = metric_catalog.objectives(task)
+    valid = ", ".join(f"val/{m}" for m in allowed)
     if objective.startswith("test/"):
         raise ConfigError(f"objective={objective!r}: trials never read the test split; "
                           f"choose a val/ metric: {valid}")
-    if objective.removeprefix("val/") not in OBJECTIVES[task] or not objective.startswith("val/"):
+    if objective.removeprefix("val/") not in allowed or not objective.startswith("val/"):
         raise ConfigError(f"objective={objective!r} is not a val/ metric of {task}; "
                           f"valid: {valid}")
     return objective
