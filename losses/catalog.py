@@ -215,3 +215,52 @@ add(LossSpec(
               search=("log", 8.0, 64.0)),
           Arg("delta", float, 0.1, "margin δ", low=0.0, search=("float", 0.0, 0.3))),
 ))
+
+# --- regression losses ------------------------------------------------------------------
+# The head is a linear Dense(output_units(spec, args)) (losses/spec.py: value, quantiles,
+# mean_logvar). Per-sample weights (weighted least squares) are Keras's `sample_weight`, so
+# every entry below takes them. δ and min_variance are in target units (squared for σ²).
+add(LossSpec(
+    name="mse", target="losses.mse:MSELoss", task="regression", output="value",
+    summary="mean (ŷ − y)², least squares (its minimiser is the conditional mean)", args=(),
+    reference="Legendre 1805, Gauss 1809",
+))
+add(LossSpec(
+    name="mae", target="losses.mae:MAELoss", task="regression", output="value",
+    summary="mean abs(ŷ − y) (its minimiser is the conditional median)", args=(),
+    reference="Boscovich 1757, Laplace 1789",
+))
+add(LossSpec(
+    name="huber", target="losses.huber:HuberLoss", task="regression", output="value",
+    summary="½e² for abs(e) ≤ δ, δ(abs(e) − ½δ) beyond, e = ŷ − y",
+    reference="Huber, Ann. Math. Statist. 1964",
+    args=(Arg("delta", float, 1.0, "δ: where the quadratic turns linear, in target units",
+              low=0.0, low_open=True, search=("log", 0.1, 10.0)),),
+))
+add(LossSpec(
+    name="log_cosh", target="losses.log_cosh:LogCoshLoss", task="regression", output="value",
+    summary="log cosh(ŷ − y): ½e² near 0, abs(e) − log 2 far, smooth", args=(),
+    reference="Saleh & Saleh, arXiv:2208.04564",
+))
+# Not in the default compare: its point prediction is only the median column, and what it
+# is for (intervals) is not the compare's selection metric, val/rmse.
+add(LossSpec(
+    name="pinball", target="losses.pinball:PinballLoss", task="regression",
+    output="quantiles", in_compare=False,
+    summary="mean_τ max(τu, (τ − 1)u), u = y − ŷ_τ, one output per quantile τ",
+    reference="Koenker & Bassett, Econometrica 1978",
+    args=(Arg("quantiles", tuple, (0.1, 0.5, 0.9), "quantile levels τ, one output column each",
+              low=0.0, high=1.0, low_open=True, high_open=True, increasing=True),
+          Arg("crossing", float, 0.0, "λ: weight of Σ max(0, ŷ_τj − ŷ_τj+1); 0 = off", low=0.0,
+              search=("choice", (0.0, 0.1, 1.0)))),
+))
+add(LossSpec(
+    name="gaussian_nll", target="losses.gaussian_nll:GaussianNLLLoss", task="regression",
+    output="mean_logvar",
+    summary="sg(σ^{2β}) · ½(log σ² + (y − μ)²/σ²), head (μ, log σ²), σ² floored (β-NLL)",
+    reference="Seitzer et al., ICLR 2022, arXiv:2203.09168",
+    args=(Arg("beta", float, 0.5, "β: weight σ^{2β} under stop-gradient; 0 = plain NLL",
+              low=0.0, high=1.0, search=("float", 0.0, 1.0)),
+          Arg("min_variance", float, 1e-6, "floor of σ² (squared target units)", low=0.0,
+              low_open=True)),
+))

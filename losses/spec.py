@@ -13,18 +13,30 @@ import inspect
 import math
 import typing
 
-TASKS = ("classification", "retrieval")
+TASKS = ("classification", "retrieval", "regression")
 # What the loss consumes from the model, and so which head the trainer builds:
 #   logits         (B, C) from a dense classifier head
 #   cosine_logits  (B, C) cosines of L2-normalised features and L2-normalised class weights
 #   embedding      (B, D) L2-normalised embeddings
 #   proxy_cosines  (B, C) cosines of the embedding to learned class proxies (losses.ProxyHead)
+# Regression heads are one linear Dense(output_units(spec, args)) layer, no activation; the
+# target y_true is (B,) or (B, 1) floats:
+#   value          (B, 1) the prediction ŷ itself
+#   quantiles      (B, Q) column j predicts the τ_j quantile, τ = the loss's increasing
+#                  `quantiles` argument (Q = its length); the median is the τ = 0.5 column
+#   mean_logvar    (B, 2) column 0 the mean μ (the point prediction), column 1 log σ², any
+#                  real number (the loss floors σ² at its `min_variance`; σ = exp(col1 / 2))
 OUTPUTS = {
     "logits": "classification",
     "cosine_logits": "classification",
     "embedding": "retrieval",
     "proxy_cosines": "retrieval",
+    "value": "regression",
+    "quantiles": "regression",
+    "mean_logvar": "regression",
 }
+# Head widths fixed by the output kind; "quantiles" has one unit per quantile.
+_UNITS = {"value": 1, "mean_logvar": 2}
 # What the loss needs from the training split: None, or "labels" (then the trainer builds it
 # with `cls.from_labels(train_labels, num_classes=C, **args)`: class counts and priors).
 NEEDS = (None, "labels")
@@ -50,6 +62,8 @@ class Arg:
         low, high: inclusive bounds of a number (None: unbounded); `low_open`/`high_open`
             make them exclusive.
         optional: None is a valid value.
+        increasing: for a `tuple` argument (a tuple of floats, each within low/high, given
+            as "0.1,0.5,0.9" on the command line): the values must be strictly increasing.
         search: the tuning range, ("float", lo, hi), ("log", lo, hi), ("int", lo, hi) or
             ("choice", (v1, v2, ...)); None: not tuned.
         trainer: read by the trainer, not passed to the loss (e.g. LDAM's `drw`).
@@ -67,6 +81,7 @@ class Arg:
     optional: bool = False
     search: tuple | None = None
     trainer: bool = False
+    increasing: bool = False
 
     def valid(self) -> str:
         """The valid values in words, e.g. ">= 0" or "one of: hard, all"."""
@@ -80,8 +95,18 @@ class Arg:
                 parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
             if self.high is not None:
                 parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
-            text = (" and ".join(parts) or "any") + (" integer" if self.type is int else " number")
+            bounds = " and ".join(parts) or "any"
+            text = bounds + (" integer" if self.type is int else " number")
+            if self.type is tuple:
+                order = ", strictly increasing" if self.increasing else ""
+                text = f"comma-separated numbers, each {bounds}{order} (e.g. 0.1,0.5,0.9)"
         return text + (", or none" if self.optional else "")
+
+    def show(self, value: typing.Any) -> str:
+        """`value` as the command line writes it: "0.1,0.5,0.9" for a tuple, else str()."""
+        if isinstance(value, (tuple, list)):
+            return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        return "none" if value is None else str(value)
 
     def parse(self, raw: str) -> typing.Any:
         """A command-line string → a checked value. No eval: bool/int/float/str and `none`."""
@@ -89,7 +114,10 @@ class Arg:
         if self.optional and text.lower() in ("none", "null", ""):
             return None
         try:
-            if self.type is bool:
+            if self.type is tuple:  # "0.1,0.5,0.9"; brackets too, as str() of a logged tuple
+                items = [t for t in text.strip("()[] ").replace(" ", "").split(",") if t]
+                value = tuple(float(t) for t in items)
+            elif self.type is bool:
                 if text.lower() in ("1", "true", "yes", "on"):
                     value = True
                 elif text.lower() in ("0", "false", "no", "off"):
@@ -108,6 +136,8 @@ class Arg:
             if self.optional:
                 return None
             raise LossArgError(f"{self.name}=None is not valid; valid: {self.valid()}")
+        if self.type is tuple:
+            return self._check_tuple(value)
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         wrong_bool = isinstance(value, bool) and self.type is not bool
@@ -126,9 +156,35 @@ class Arg:
             raise LossArgError(f"{self.name}={value!r} is out of range; valid: {self.valid()}")
         return value
 
+    def _check_tuple(self, value: typing.Any) -> tuple[float, ...]:
+        """A list or tuple of numbers → a tuple of floats, each checked against low/high
+        (and strictly increasing if `increasing`); LossArgError names the bad item."""
+        def bad(why: str) -> LossArgError:
+            return LossArgError(f"{self.name}={self.show(value)} {why}; valid: {self.valid()}")
+
+        numbers = isinstance(value, (tuple, list)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not numbers or not value:
+            raise LossArgError(f"{self.name}={value!r} is not a non-empty list of numbers; valid: "
+                               f"{self.valid()}")
+        items = tuple(float(v) for v in value)
+        scalar = dataclasses.replace(self, type=float, increasing=False)
+        for item in items:
+            try:
+                scalar.check(item)
+            except LossArgError:
+                raise bad(f"has {item:g} out of range") from None
+        if self.increasing:
+            for before, after in zip(items[:-1], items[1:], strict=True):
+                if after == before:
+                    raise bad(f"repeats {after:g}")
+                if after < before:
+                    raise bad(f"is not sorted ({before:g} before {after:g})")
+        return items
+
     def describe(self) -> str:
         """`--help` line: "gamma: float, default 2.0; >= 0 number. Focusing parameter"."""
-        default = "none" if self.default is None else self.default
+        default = self.show(self.default)
         doc = f". {self.doc}" if self.doc else ""
         return f"{self.name}: {self.type.__name__}, default {default}; {self.valid()}{doc}"
 
@@ -235,6 +291,16 @@ class LossSpec:
     def search_space(self) -> dict[str, tuple]:
         """name → search range of every tuned argument."""
         return {a.name: a.search for a in self.args if a.search is not None}
+
+
+def output_units(spec: LossSpec, loss_args: typing.Mapping[str, typing.Any] | None = None,
+                 ) -> int | None:
+    """Width of a regression head for `spec` with `loss_args` (checked over the defaults):
+    1 for "value", 2 for "mean_logvar", len(quantiles) for "quantiles". None for the other
+    outputs, whose width is the class count or the embedding size the trainer chooses."""
+    if spec.output == "quantiles":
+        return len(spec.settings(loss_args or {})["quantiles"])
+    return _UNITS.get(spec.output)
 
 
 def signature_args(fn, exclude: typing.Iterable[str] = ()) -> list[Arg]:

@@ -57,3 +57,25 @@ DEGENERATE_EMBEDDINGS = {
     "alternating-antipodal": np.array([[1.0, 0, 0], [-1.0, 0, 0]] * 3, "float32"),  # cos ±1
     "antipodal-classes": np.array([[1.0, 0, 0]] * 3 + [[-1.0, 0, 0]] * 3, "float32"),  # optimum
 }
+
+
+def targets_and_predictions(rng, batch=16, units=1, scale=2.0):
+    """(B,) float32 targets and (B, units) predictions, both normal with std `scale`; the
+    predictions are targets plus noise, so errors of all sizes against δ = 1 occur."""
+    targets = rng.normal(scale=scale, size=batch).astype("float32")
+    noise = rng.normal(scale=scale, size=(batch, units))
+    return targets, (targets[:, None] + noise).astype("float32")
+
+
+def degenerate_regression(units):
+    """(targets, predictions (4, units)) pairs at the edges: predictions exactly on the
+    targets (every kink at once), ±1e4 errors, identical rows. A log-variance column sees
+    the same ±1e4 (far below the variance floor, far above the cap)."""
+    big = np.array([1e4, -1e4, 0.0, 1.0], "float32")
+    return [
+        (np.zeros(4), np.zeros((4, units))),  # ŷ = y: the kink of MAE, pinball
+        (np.array([1.0, 2.0, 3.0, 4.0]), np.tile([1.0, 2.0, 3.0, 4.0], (units, 1)).T),
+        (big, np.tile(-big, (units, 1)).T),  # errors of 2e4
+        (np.full(4, 5.0), np.tile(big, (units, 1)).T),
+        (np.full(4, 3.0), np.full((4, units), 3.0)),  # identical rows
+    ]

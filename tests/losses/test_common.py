@@ -4,7 +4,8 @@ batch, and compile/fit/save/reload. What only one loss has (its loop reference, 
 values, Keras equalities, its own edge cases) stays in tests/losses/test_<loss>.py.
 
 Inputs follow `spec.output`: logits (B, C); cosine_logits and proxy_cosines in [−1, 1];
-embedding rows L2-normalised, with P × K labels. Losses built from the training split get
+embedding rows L2-normalised, with P × K labels; regression heads (B, `output_units`) against
+(B,) float targets. Losses built from the training split get
 `TRAIN` (imbalanced, C classes)."""
 
 import inspect
@@ -16,8 +17,10 @@ from batches import (
     DEGENERATE_EMBEDDINGS,
     DEGENERATE_LABELS,
     cosines_and_labels,
+    degenerate_regression,
     logits_and_labels,
     pk_batch,
+    targets_and_predictions,
 )
 from keras import ops
 
@@ -53,8 +56,12 @@ def with_config(loss, **changes):
     return type(loss).from_config({**loss.get_config(), **changes})
 
 
-def batch(spec, rng):
-    """(labels, y_pred float32) for the entry's kind of input, and the one-hot width."""
+def batch(spec, rng, args=None):
+    """(labels, y_pred float32) for the entry's kind of input (with `args`: the head width of
+    a quantile loss), and the one-hot width (None for regression targets)."""
+    if spec.task == "regression":
+        targets, y_pred = targets_and_predictions(rng, B, losses.output_units(spec, args))
+        return targets, y_pred, None
     if spec.output == "embedding":
         labels, emb = pk_batch(rng, P, K)
         return labels, emb, P
@@ -73,14 +80,16 @@ def per_sample(loss, labels, y_pred):
 def loss_and_batch(case, rng):
     """(loss, labels, y_pred, one-hot width): the case's loss and a batch of its input kind."""
     spec, args = case
-    return (build(spec, args), *batch(spec, rng))
+    return (build(spec, args), *batch(spec, rng, args))
 
 
 def other_value(arg):
     """A valid value of `arg` other than its default, or None if none is found."""
     if arg.type is bool:
         return not arg.default
-    if arg.choices:
+    if arg.type is tuple:
+        candidates = [(0.25, 0.75)]
+    elif arg.choices:
         candidates = list(reversed(arg.choices))
     elif arg.search is not None and arg.search[0] == "choice":
         candidates = list(arg.search[1])
@@ -117,7 +126,7 @@ def test_config_round_trip(case, rng):
             assert config[key] == value, key
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is type(loss) and restored.get_config() == config
-    labels, y_pred, _ = batch(spec, rng)
+    labels, y_pred, _ = batch(spec, rng, {**args, **changed})
     y_true, y_pred = ops.convert_to_tensor(labels), ops.convert_to_tensor(y_pred)
     np.testing.assert_allclose(
         numpy(restored.call(y_true, y_pred)), numpy(loss.call(y_true, y_pred)), rtol=1e-6
@@ -169,13 +178,17 @@ def test_low_precision_inputs_are_computed_in_float32(case, dtype, rng):
 def test_label_layouts_agree(case, rng):
     loss, labels, y_pred, width = loss_and_batch(case, rng)
     want = per_sample(loss, labels, y_pred)
-    for layout in [labels[:, None], np.eye(width, dtype="float32")[labels]]:
+    one_hot = [] if width is None else [np.eye(width, dtype="float32")[labels]]
+    for layout in [labels[:, None], *one_hot]:
         np.testing.assert_allclose(per_sample(loss, layout, y_pred), want, rtol=1e-6)
 
 
-def degenerate_batches(output):
+def degenerate_batches(spec, args):
     """(labels, y_pred) pairs at the edges of each input kind: extreme or exactly ±1 values,
-    identical rows, a single class, zero embeddings."""
+    identical rows, a single class, zero embeddings, regression errors of 0 and ±2e4."""
+    output = spec.output
+    if spec.task == "regression":
+        return degenerate_regression(losses.output_units(spec, args))
     if output == "embedding":
         one_class = (np.full(6, 2), np.eye(6, 3))
         return [(DEGENERATE_LABELS, e) for e in DEGENERATE_EMBEDDINGS.values()] + [one_class]
@@ -194,16 +207,20 @@ def degenerate_batches(output):
 def test_finite_value_and_gradient_on_degenerate_batches(case, grad):
     spec, args = case
     loss = build(spec, args)
-    for labels, y_pred in degenerate_batches(spec.output):
+    for labels, y_pred in degenerate_batches(spec, args):
         value, g = grad(lambda x, labels=labels: loss(labels, x), y_pred.astype("float32"))
         assert np.isfinite(value) and np.all(np.isfinite(g)), (labels, y_pred, value, g)
 
 
-def tiny_model(output):
+def tiny_model(spec, args):
     """4 inputs → what the trainer puts before such a loss: a dense classifier, an
-    L2-normalised embedding, or cosines to learned class proxies (`losses.ProxyHead`)."""
+    L2-normalised embedding, cosines to learned class proxies (`losses.ProxyHead`), or a
+    linear regression head of `output_units` columns."""
     keras.utils.set_random_seed(0)
-    if output == "logits":
+    output = spec.output
+    if spec.task == "regression":
+        head = [keras.layers.Dense(losses.output_units(spec, args))]
+    elif output == "logits":
         head = [keras.layers.Dense(C)]
     elif output == "embedding":
         head = [keras.layers.Dense(3), keras.layers.UnitNormalization()]
@@ -219,7 +236,7 @@ def test_compile_fit_save_and_reload_without_custom_objects(case, tmp_path, rng)
     loss = build(spec, args)
     labels = np.concatenate([batch(spec, rng)[0], batch(spec, rng)[0][: B // 2]])
     x = rng.normal(size=(len(labels), 4)).astype("float32")
-    model = tiny_model(spec.output)
+    model = tiny_model(spec, args)
     model.compile(optimizer="sgd", loss=loss)
     # One epoch, a full batch and a half one: the compiled step is traced once, and on
     # TensorFlow with an unknown batch size (the partial batch), as in training.
