@@ -46,11 +46,13 @@ WORKERS ?= 2
 UPGRADE ?=
 
 opt = $(if $(2),$(1)=$(2))
+# One shell word, whatever it holds: DATASET="idx:my data" stays one argument.
+quote = '$(subst ','\'',$(1))'
 # A resumed run takes its config from the run itself: only what is given explicitly is passed.
 ifdef RESUME
 TRAIN_ARGS = resume=$(RESUME) $(call opt,epochs,$(EPOCHS)) $(ARGS)
 else
-TRAIN_ARGS = loss=$(LOSS) dataset=$(DATASET) $(call opt,epochs,$(EPOCHS)) $(call opt,seed,$(SEED)) \
+TRAIN_ARGS = loss=$(LOSS) dataset=$(call quote,$(DATASET)) $(call opt,epochs,$(EPOCHS)) $(call opt,seed,$(SEED)) \
 	$(call opt,imbalance,$(IMBALANCE)) $(call opt,strategy,$(STRATEGY)) \
 	$(call opt,devices,$(DEVICES)) $(call opt,landscape,$(LANDSCAPE)) $(ARGS)
 endif

@@ -46,6 +46,9 @@ class ModelSpec:
             "flatten", which keeps where a feature fired; models/trunk.py).
         dropout: dropout before the classifier head.
         imagenet: the Keras weight file of `pretrained=imagenet`, or None.
+        tabular: takes feature rows (F,) (tables) as well as images, which it flattens;
+            `params` and `features` are then those of a 1×1×3 input.
+        options: config keys the builder takes as keywords (`hidden`, `dropout`).
     """
 
     name: str
@@ -60,6 +63,8 @@ class ModelSpec:
     retrieval_pooling: str = "avg"
     dropout: float = 0.0
     imagenet: Weights | None = None
+    tabular: bool = False
+    options: tuple[str, ...] = ()
 
     @property
     def is_user_model(self) -> bool:
@@ -152,4 +157,17 @@ add(ModelSpec(
     params=27_820_128, features=768, min_size=32, batchnorm=False,
     imagenet=Weights("convnext_tiny_notop.h5",
                      _KERAS + "tensorflow/keras-applications/convnext/convnext_tiny_notop.h5"),
+))
+
+# Tables (feature rows); `model=auto` picks mlp for a table.
+add(ModelSpec(
+    name="mlp", target="models.tabular:mlp", family="tabular",
+    summary="for tables: Dense–ReLU[–Dropout] per width of hidden= (default 256,256)",
+    params=66_816, features=256, min_size=1, batchnorm=False, tabular=True,
+    options=("hidden", "dropout"),
+))
+add(ModelSpec(
+    name="linear", target="models.tabular:linear", family="tabular",
+    summary="for tables: no hidden layer, the head is the linear model (ridge with l2=)",
+    params=0, features=3, min_size=1, batchnorm=False, tabular=True,
 ))

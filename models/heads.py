@@ -1,5 +1,6 @@
 """The heads losslab puts on a backbone: a classifier (dense or cosine logits), an embedding
-(L2-normalised), and class proxies on that embedding. Any backbone of the registry
+(L2-normalised), class proxies on that embedding, and a regression head (units from the
+loss: 1 value, one per quantile, or mean and log-variance). Any backbone of the registry
 (`models/registry.py`) takes any head; `small_cnn` and `embedding_net` are the default
 backbone's two models, kept as functions.
 
@@ -75,6 +76,50 @@ def classifier(
             num_classes, kernel_regularizer=regularizer(l2), dtype="float32", name="logits"
         )(h)
     return keras.Model(inputs, logits, name=name)
+
+
+REGRESSION_OUTPUTS = ("value", "quantiles", "mean_logvar")
+
+
+def regressor(
+    make_backbone: Callable[[], keras.Model],
+    input_shape,
+    units: int,
+    *,
+    feature_stats=None,
+    dropout: float = 0.0,
+    l2: float = 0.0,
+    augment: str = "none",
+    seed: int | None = None,
+    name: str = "regressor",
+) -> keras.Model:
+    """Rows (B, F) or images (B, H, W, C) → raw float32 outputs (B, units), no activation:
+    the loss reads them (a value, quantiles in order, or mean and log-variance).
+
+    Args:
+        units: >= 1.
+        feature_stats: (mean, variance) float32 (F,) of the training rows: a Normalization
+            layer first standardises raw rows with them, so the model (and the logged one)
+            takes rows as they come; None for images.
+        The others: see `classifier`.
+    """
+    if not (isinstance(units, int) and units >= 1):
+        raise ValueError(f"units must be an integer >= 1, got {units!r}")
+    shape = tuple(input_shape)
+    inputs = keras.Input(shape, name="features" if len(shape) == 1 else "image")
+    h = inputs
+    if feature_stats is not None:
+        mean, variance = feature_stats
+        h = keras.layers.Normalization(mean=mean, variance=variance, name="standardize")(h)
+    block = augmentation(augment, seed=seed) if len(shape) == 3 else None
+    if block is not None:
+        h = block(h)
+    h = make_backbone()(h)
+    if dropout > 0:
+        h = keras.layers.Dropout(dropout, name="dropout")(h)
+    out = keras.layers.Dense(units, kernel_regularizer=regularizer(l2), dtype="float32",
+                             name="prediction")(h)
+    return keras.Model(inputs, out, name=name)
 
 
 def embedder(

@@ -24,7 +24,7 @@ import numpy as np
 
 from models import catalog
 from models.applications import imagenet_file, load_imagenet
-from models.heads import classifier, embedder, with_proxies
+from models.heads import REGRESSION_OUTPUTS, classifier, embedder, regressor, with_proxies
 from models.user import UserModelError, user_backbone
 
 BACKBONE_NAMES = ("trunk", "backbone")  # small_cnn's nested model keeps its old name
@@ -46,7 +46,7 @@ def spec(name: str) -> catalog.ModelSpec:
 
 
 def backbone(name: str, input_shape, *, l2: float = 0.0, pooling: str = "avg",
-             pretrained: str = "none") -> keras.Model:
+             pretrained: str = "none", options: dict | None = None) -> keras.Model:
     """The backbone `name`: images (B, H, W, C) in [0, 1] → features (B, F), with its weights.
 
     Args:
@@ -56,10 +56,16 @@ def backbone(name: str, input_shape, *, l2: float = 0.0, pooling: str = "avg",
         pooling: "avg", or "flatten" where the backbone offers it (small_cnn).
         pretrained: "none", "imagenet" or the path of a .weights.h5/.keras file of this
             backbone (`load_pretrained`).
+        options: the entry's own keywords (`options`: mlp's hidden, dropout).
     """
     entry = spec(name)
     shape = tuple(int(d) for d in input_shape)
-    if len(shape) != 3 or min(shape[:2]) < entry.min_size or shape[2] < 1:
+    if len(shape) == 1 and not entry.tabular:
+        tables = ", ".join(s.name for s in catalog.specs() if s.tabular)
+        raise ModelError(f"model={entry.name} takes images; this dataset gives feature rows "
+                         f"{shape} (a table); valid: a model for tables ({tables}) or auto")
+    rows = entry.tabular and len(shape) == 1 and shape[0] >= 1
+    if not rows and (len(shape) != 3 or min(shape[:2]) < entry.min_size or shape[2] < 1):
         raise ModelError(
             f"model={entry.name} needs input (height, width, channels) with height, width >= "
             f"{entry.min_size}; got {shape} (valid: image_size >= {entry.min_size}, e.g. "
@@ -70,8 +76,9 @@ def backbone(name: str, input_shape, *, l2: float = 0.0, pooling: str = "avg",
             model = user_backbone(entry.target, shape, l2=l2, pooling=pooling)
         else:
             module, _, function = entry.target.partition(":")
+            extra = {k: v for k, v in (options or {}).items() if k in entry.options}
             model = getattr(importlib.import_module(module), function)(shape, l2=l2,
-                                                                      pooling=pooling)
+                                                                      pooling=pooling, **extra)
     except UserModelError as exc:
         raise ModelError(str(exc)) from None
     load_pretrained(model, entry, pretrained)
@@ -91,6 +98,9 @@ def build(
     seed: int | None = None,
     pretrained: str = "none",
     freeze_bn: bool = False,
+    units: int = 1,
+    feature_stats=None,
+    options: dict | None = None,
 ) -> keras.Model:
     """The training model of backbone `name` for a loss that takes `output`.
 
@@ -107,15 +117,21 @@ def build(
     entry = spec(name)
     shape = tuple(int(d) for d in input_shape)
     title = re.sub(r"\W", "_", entry.name.rpartition(":")[2]) if entry.is_user_model else entry.name
-    if output in ("logits", "cosine_logits"):
+    if output in REGRESSION_OUTPUTS:
+        model = regressor(
+            lambda: backbone(name, shape, l2=l2, pretrained=pretrained, options=options), shape,
+            units, feature_stats=feature_stats, dropout=entry.dropout, l2=l2, augment=augment,
+            seed=seed, name=title)
+    elif output in ("logits", "cosine_logits"):
         model = classifier(
-            lambda: backbone(name, shape, l2=l2, pretrained=pretrained), shape, num_classes,
+            lambda: backbone(name, shape, l2=l2, pretrained=pretrained, options=options), shape,
+            num_classes,
             head=head, dropout=entry.dropout, l2=l2, augment=augment, seed=seed, name=title)
     else:
         dim = embedding_dim if embedding_dim is not None else entry.embedding_dim
         model = embedder(
             lambda: backbone(name, shape, l2=l2, pooling=entry.retrieval_pooling,
-                             pretrained=pretrained),
+                             pretrained=pretrained, options=options),
             shape, dim, l2=l2, augment=augment, seed=seed,
             name="embedding_net" if entry.name == "small_cnn" else f"{title}_embedding")
         if output == "proxy_cosines":

@@ -38,7 +38,7 @@ AUGMENTS = ("auto", "none", "light", "strong", "crop_flip", "resized_crop")
 PIPELINE_AUGMENTS = ("crop_flip", "resized_crop")
 # Where decoded, resized images live between epochs (training.data.cache).
 CACHES = ("auto", "memory", "disk", "none")
-AUTO_AUGMENT = {"classification": "none", "retrieval": "strong"}
+AUTO_AUGMENT = {"classification": "none", "retrieval": "strong", "regression": "none"}
 # Classification head: "auto" = what the loss's entry asks for (LDAM: cosine), else dense.
 HEADS = ("auto", "dense", "cosine")
 # Second stage after training (training/run/stage2.py; Kang et al. 2020, Alshammari et al. 2022).
@@ -64,14 +64,20 @@ class Config:
     loss: str = _f("ce", "a registered loss name, or module:Class of your own keras Loss")
     loss_args: dict = _f({}, "the chosen loss's arguments (given as key=value or loss.key=value)")
     plugins: str | None = _f(None, "comma-separated modules to import first (they register losses)")
-    dataset: str = _f("digits", "a data source: digits | idx:PATH | folder:PATH | list:TRAIN[,TEST] | a protocol | a TFDS name | module:function")
+    dataset: str = _f("digits", "a data source: digits | diabetes | csv:PATH | idx:PATH | folder:PATH | list:TRAIN[,TEST] | a protocol | a TFDS name | module:function")
+    target: str | None = _f(None, "csv: the column to predict (regression)")
+    weight: str | None = _f(None, "csv: a column of per-row weights >= 0 (weighted least squares, via sample_weight)")
+    outliers: float = _f(0.0, "regression: share of training targets shifted by std(y)·Cauchy (seeded); val/test stay clean")
+    drop_nan: bool = _f(False, "regression tables: drop rows with NaN/inf (counted and logged) instead of stopping")
     data_dir: str | None = _f(None, "TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     data_root: str | None = _f(None, "list: sources: the folder the listed image paths are relative to")
     image_size: int | None = _f(None, "model input size (square); none = the dataset's size when fixed, else 224")
     cache: str = _f("auto", "decoded, resized images: auto (memory within cache_budget, else disk) | memory | disk | none", CACHES)
     cache_budget: float = _f(0.25, "cache=auto: share of RAM the in-memory cache may use")
     skip_bad_images: bool = _f(False, "skip unreadable images (counted and logged) instead of stopping")
-    model: str = _f("small_cnn", "a registered model (--help lists them) or module:function of your own")
+    model: str = _f("auto", "a registered model (--help lists them) or module:function of your own; auto = mlp for tables (csv:, diabetes), else small_cnn")
+    hidden: str = _f("256,256", "mlp: widths of the hidden layers, comma-separated")
+    dropout: float | None = _f(None, "dropout before the head (mlp: after each hidden layer); none = the model's default")
     pretrained: str = _f("none", "backbone weights: none | imagenet | PATH (.weights.h5 or .keras)")
     freeze_bn: bool = _f(False, "BatchNorm keeps its (pretrained) statistics")
     head_lr_mult: float = _f(1.0, "learning-rate multiple of the head and proxies over the backbone")
@@ -164,6 +170,23 @@ class Config:
         """The augmentation tf.data applies (crop_flip, resized_crop), else "none"."""
         policy = self._augment()
         return policy if policy in PIPELINE_AUGMENTS else "none"
+
+    def resolved_model(self) -> str:
+        """`model` with "auto" resolved: mlp for a table (csv:, diabetes), else small_cnn."""
+        if self.model != "auto":
+            return self.model
+        return "mlp" if data_catalog.dataset_task(self.dataset) == "regression" else "small_cnn"
+
+    def hidden_widths(self) -> tuple[int, ...]:
+        """`hidden` as widths: "256,256" → (256, 256)."""
+        return tuple(int(w) for w in self.hidden.split(","))
+
+    def model_options(self) -> dict[str, typing.Any]:
+        """The keywords a model's builder may take (its entry's `options` picks)."""
+        options: dict[str, typing.Any] = {"hidden": self.hidden_widths()}
+        if self.dropout is not None:
+            options["dropout"] = self.dropout
+        return options
 
     def resolved_head(self) -> str:
         """dense or cosine (classification); the loss's entry decides under "auto"."""
@@ -411,5 +434,30 @@ def _validate(c: Config) -> None:
                 f"K=samples_per_class={k} and P >= 2 classes; valid: a multiple of {k} "
                 f">= {2 * k}"
             )
-    check_model(c.model, c.pretrained, c.image_size)  # registry, weights, minimum input
-    check_warmup(c.model, spec.output, c.embedding_dim, c.warmup_epochs)
+    check_model(c.resolved_model(), c.pretrained, c.image_size)  # registry, weights, minimum
+    check_warmup(c.resolved_model(), spec.output, c.embedding_dim, c.warmup_epochs)
+    _validate_regression(c, spec.task)
+
+
+def _validate_regression(c: Config, task: str) -> None:
+    """The regression keys, and that the dataset's targets fit the loss's task."""
+    mismatch = data_catalog.task_mismatch(c.dataset, task)
+    if mismatch:
+        raise ConfigError(mismatch)
+    widths = c.hidden.split(",")
+    if not all(w.strip().isdigit() and int(w) >= 1 for w in widths):
+        raise ConfigError(f"hidden={c.hidden!r} is not valid; valid: widths >= 1, "
+                          "comma-separated (e.g. hidden=256,256)")
+    _range("dropout", c.dropout, c.dropout is None or 0 <= c.dropout < 1,
+           "0 <= dropout < 1, or none (the model's default)")
+    _range("outliers", c.outliers, 0 <= c.outliers < 1, "0 <= outliers < 1")
+    table = c.dataset.startswith(data_catalog.REGRESSION_PREFIXES)
+    for key in ("target", "weight"):
+        if getattr(c, key) is not None and not table:
+            raise ConfigError(f"{key}={getattr(c, key)} names a column of a csv: dataset; "
+                              f"dataset={c.dataset} has none (valid: dataset=csv:PATH)")
+    if table and c.target is None:
+        raise ConfigError(f"dataset={c.dataset} needs target=COLUMN, the column to predict")
+    if task != "regression" and (c.outliers or c.drop_nan):
+        raise ConfigError(f"outliers and drop_nan are for regression; {c.loss} is a {task} "
+                          "loss (leave outliers=0 drop_nan=false)")

@@ -18,17 +18,39 @@ from training.config import Config
 from training.errors import ConfigError
 
 
-def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+def output_units(config: Config) -> int:
+    """Regression: the head's outputs, from the loss's entry: "value" 1, "quantiles" one per
+    quantile of the loss's `quantiles` (a "0.1,0.5,0.9" string or a sequence), "mean_logvar"
+    2. Classification and retrieval: 1 (unused)."""
+    output = config.spec.output
+    if output == "quantiles":
+        return len(regression_quantiles(config))
+    return 2 if output == "mean_logvar" else 1
+
+
+def regression_quantiles(config: Config) -> tuple[float, ...]:
+    """The quantile levels of a quantile loss, in order; () for any other loss."""
+    value = config.resolved_loss_args().get("quantiles", ())
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    return tuple(float(v) for v in value)
+
+
+def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int,
+                feature_stats=None) -> keras.Model:
     """The training model for the loss's input (its entry's `output`) on backbone
-    `config.model`. Augmentation is inside the model (active in `fit` only), seeded with the
-    run's seed."""
+    `config.model` ("auto" resolved). Augmentation is inside the model (active in `fit`
+    only), seeded with the run's seed. Regression on a table: `feature_stats` = the training
+    rows' (mean, variance) (`Splits.feature_stats`), held by the model's Normalization."""
     try:
         return models.build(
-            config.model, input_shape, num_classes, output=config.spec.output,
+            config.resolved_model(), input_shape, num_classes, output=config.spec.output,
             head=config.resolved_head() if config.task == "classification" else "dense",
             embedding_dim=config.embedding_dim, l2=config.l2,
             augment=config.resolved_augment(), seed=config.seed,
             pretrained=config.pretrained, freeze_bn=config.freeze_bn,
+            units=output_units(config), feature_stats=feature_stats,
+            options=config.model_options(),
         )
     except models.ModelError as exc:
         raise ConfigError(str(exc)) from None
@@ -38,7 +60,7 @@ def log_source(config: Config, model: keras.Model) -> None:
     """Params and tags of the active run: the backbone's parameter count, and where its initial
     weights came from (`random`, Keras's imagenet file and its URL, or a file) with the file's
     sha256. (`model` and `pretrained` themselves are config params already.)"""
-    entry = registry.spec(config.model)
+    entry = registry.spec(config.resolved_model())
     path = registry.pretrained_file(entry, config.pretrained, download=False)
     params = {"model.backbone_params": registry.backbone_of(model).count_params()}
     if path is None:

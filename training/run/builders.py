@@ -21,6 +21,7 @@ from training.data import (
     pk_steps_per_epoch,
     prepare_splits,
 )
+from training.data.regression import regression_dataset
 from training.data.samplers import epoch_index_function
 from training.run import backbone, optim
 from training.run.checkpoint import run_folder
@@ -43,6 +44,10 @@ def build_splits(config: Config) -> Splits:
         data_dir=config.data_dir,
         data_root=config.data_root,
         image_size=config.image_size,
+        target=config.target,
+        weight=config.weight,
+        outliers=config.outliers,
+        drop_nan=config.drop_nan,
     )
     return prepare_splits(
         splits,
@@ -98,11 +103,14 @@ def statistics_metrics(loss) -> list:
 # --- model -------------------------------------------------------------------------------
 
 
-def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int,
+                feature_stats=None) -> keras.Model:
     """The training model for the loss's input (its entry's `output`) on the backbone
-    `config.model`: a classifier with a dense or cosine head, an embedding net, or an
-    embedding net with class proxies. Bad model settings raise ConfigError (exit 2)."""
-    return backbone.build_model(config, input_shape, num_classes)
+    `config.model`: a classifier with a dense or cosine head, an embedding net, an
+    embedding net with class proxies, or a regression head (`feature_stats`: a table's
+    training (mean, variance), `Splits.feature_stats`). Bad model settings raise
+    ConfigError (exit 2)."""
+    return backbone.build_model(config, input_shape, num_classes, feature_stats)
 
 
 # --- optimiser ---------------------------------------------------------------------------
@@ -119,13 +127,18 @@ def build_optimizer(config: Config, steps_per_epoch: int,
 
 
 def build_train_data(config: Config, x: np.ndarray, y: np.ndarray, initial_epoch: int = 0,
-                     reweight=None):
+                     reweight=None, weights=None):
     """→ (infinite tf.data.Dataset, steps_per_epoch); fit with `steps_per_epoch=steps`.
 
     Metric losses get P×K batches (every anchor has positives), classification a fresh
     permutation per epoch; both are pure functions of (seed, epoch), so a resumed run replays
     the uninterrupted one (`training.data.pipeline`). `reweight`: see `drw_schedule`.
+    Regression: float targets, and `weights` (N,) as sample weights (`training.data.regression`).
     """
+    if config.task == "regression":
+        dataset = regression_dataset(x, y, weights, config.batch_size, seed=config.seed,
+                                     initial_epoch=initial_epoch)
+        return dataset, classification_steps_per_epoch(y, config.batch_size)
     if config.task == "retrieval":
         p, k = config.classes_per_batch, config.samples_per_class
         dataset = pk_dataset(x, y, p=p, k=k, seed=config.seed, initial_epoch=initial_epoch)

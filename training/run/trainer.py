@@ -18,9 +18,18 @@ import numpy as np
 
 from models import inference_model
 from training import plots
-from training.config import SELECTION_METRIC, Config
+from training.config import Config
 from training.landscape import curvature, landscape_for_config, log_landscape
-from training.run import backbone, checkpoint, evaluate, optim, runtime, stage2, tracking
+from training.run import (
+    backbone,
+    checkpoint,
+    evaluate,
+    optim,
+    regression,
+    runtime,
+    stage2,
+    tracking,
+)
 from training.run.builders import (
     build_loss,
     build_model,
@@ -78,14 +87,16 @@ def train(
     # Deferred re-weighting (LDAM-DRW): class weights enter as sample weights from its epoch.
     reweight = drw_schedule(config, splits.y_train, splits.num_classes)
     train_data, steps = build_train_data(
-        config, splits.x_train, splits.y_train, initial_epoch, reweight=reweight
+        config, splits.x_train, splits.y_train, initial_epoch, reweight=reweight,
+        weights=splits.w_train,  # regression: weight=COLUMN as sample_weight
     )
     train_data = runtime.shard_by_data(train_data)  # multi_worker: each its slice of a batch
 
     # --- loss, model, optimiser ---------------------------------------------------------
     loss_fn = build_loss(config, splits.y_train, splits.num_classes)
     with strategy.scope():
-        model = build_model(config, splits.x_train.shape[1:], splits.num_classes)
+        model = build_model(config, splits.x_train.shape[1:], splits.num_classes,
+                            splits.feature_stats)
         sam_from_config(model, config)  # sam_rho > 0: SAM/ASAM steps (training/run/sam.py)
         runtime.sync_batch_norm(model, strategy)  # >1 replica: global-batch statistics
         model.compile(
@@ -117,8 +128,11 @@ def train(
             backbone.log_source(config, model)  # backbone size, weights' origin and sha256
             if reweight is not None:  # 1-based, as the curves count epochs
                 mlflow.log_param("loss.drw_epoch", reweight[0] + 1)
-            tracking.log_dataset(splits, ("train", "val", "test") if evaluate_test
-                                 else ("train", "val"))
+            contexts = ("train", "val", "test") if evaluate_test else ("train", "val")
+            if config.task == "regression":
+                regression.log_data(splits, contexts)
+            else:
+                tracking.log_dataset(splits, contexts)
             _log_data_settings(splits)
             checkpoint.start(model, ckpt_dir)  # initial weights; the run's tag points here
 
@@ -135,9 +149,9 @@ def train(
             *(callbacks or []),
         ]
         if config.early_stopping:
-            monitor = "val_" + SELECTION_METRIC[config.task].removeprefix("val/")
+            monitor, mode = regression.selection(config)
             callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=monitor, mode="max", patience=config.early_stopping))
+                monitor=monitor, mode=mode, patience=config.early_stopping))
         model.fit(
             train_data,
             epochs=config.epochs,
@@ -212,6 +226,8 @@ def _fit_as_worker(config, model, train_data, steps, initial_epoch, history) -> 
 
 
 def _evaluator(config, model, loss_fn, x, y, splits):
+    if config.task == "regression":
+        return regression.evaluator(config, model, loss_fn, splits)
     if config.task == "classification":
         counts = _train_counts(splits)
         return lambda: evaluate.classification_scores(
@@ -226,6 +242,8 @@ def _test_and_figures(config, model, loss_fn, splits, history) -> dict[str, floa
     title = f"{config.loss} on {config.dataset} (seed {config.seed})"
     tracking.log_figure(plots.loss_curves(history, title), "plots/loss_curves.png")
     tracking.log_arrays({k: np.asarray(v) for k, v in history.items()}, "plots/history.npz")
+    if config.task == "regression":
+        return regression.test_outputs_and_figures(config, model, loss_fn, splits)
     if config.task == "classification":
         train_counts = _train_counts(splits)
         scores, probs, recall = evaluate.classification_scores(
@@ -256,9 +274,8 @@ def _test_and_figures(config, model, loss_fn, splits, history) -> dict[str, floa
 def _log_data_settings(splits) -> None:
     """What the config left open, as resolved: the cache and the model's input; and the images
     skipped as unreadable (`skip_bad_images=true`): their count and the first 20 paths."""
-    height, _, channels = splits.input_shape
-    mlflow.log_params({"data.cache": splits.cache, "data.image_size": height,
-                       "data.channels": channels, "data.skipped_images": splits.skipped_count})
+    mlflow.log_params({**regression.input_settings(splits),
+                       "data.skipped_images": splits.skipped_count})
     if splits.skipped_count:
         mlflow.log_text("\n".join(splits.skipped) + "\n", "data/skipped_images.txt")
 
