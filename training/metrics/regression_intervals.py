@@ -24,6 +24,8 @@ from scipy.stats import norm
 
 CENTRAL = 0.9  # the Gaussian head's interval: central 90 %
 Z_CENTRAL = float(norm.ppf(0.5 + CENTRAL / 2))  # 1.6449: μ ± z σ holds 90 % of a Gaussian
+MIN_VARIANCE = 1e-6  # gaussian_nll's default floor of σ² (its min_variance argument)
+MAX_LOG_VARIANCE = 60.0  # gaussian_nll's cap of log σ² (losses/gaussian_nll.py)
 
 
 def _column(values, name: str) -> np.ndarray:
@@ -142,3 +144,35 @@ def sigma_calibration(sigma, error, bins: int = 10) -> dict[str, np.ndarray]:
         "mean_abs_error": np.array([np.abs(error[g]).mean() for g in groups]),
         "count": np.array([len(g) for g in groups]),
     }
+
+
+def _levels(value) -> tuple[float, ...]:
+    """A loss's ``quantiles`` argument: a ``"0.1,0.5,0.9"`` string or a sequence."""
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    return tuple(float(v) for v in value)
+
+
+def head_variance(outputs, loss_args: dict) -> np.ndarray:
+    """σ² ``(N,)`` of a mean/log-variance head ``(N, 2)``: ``exp(s)`` floored at the loss's
+    ``min_variance`` (and capped at ``e^MAX_LOG_VARIANCE``), as ``gaussian_nll`` bounds it."""
+    outputs = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    if outputs.shape[1] != 2:
+        raise ValueError(f"a mean/log-variance head has 2 outputs, got {outputs.shape[1]}")
+    floor = float(loss_args.get("min_variance", MIN_VARIANCE))
+    return np.exp(np.clip(outputs[:, 1], np.log(floor), MAX_LOG_VARIANCE))
+
+
+def head_metrics(outputs, y, weights, output: str, loss_args: dict) -> dict[str, float]:
+    """The uncertainty metrics a regression head's raw outputs ``(N, units)`` allow.
+
+    ``output`` is the loss entry's: ``"quantiles"`` → ``quantile_metrics`` at the loss's
+    ``quantiles``; ``"mean_logvar"`` → ``gaussian_metrics`` of column 0 and ``head_variance``;
+    ``"value"`` (a plain point prediction) → nothing.
+    """
+    outputs = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    if output == "quantiles":
+        return quantile_metrics(y, outputs, _levels(loss_args["quantiles"]), weights)
+    if output == "mean_logvar":
+        return gaussian_metrics(y, outputs[:, 0], head_variance(outputs, loss_args), weights)
+    return {}

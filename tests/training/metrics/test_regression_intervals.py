@@ -12,6 +12,8 @@ from training.metrics.regression_intervals import (
     check_quantiles,
     gaussian_metrics,
     gaussian_nll,
+    head_metrics,
+    head_variance,
     pinball,
     quantile_metrics,
     quantile_name,
@@ -141,3 +143,19 @@ def test_integer_weights_equal_repeated_rows():
         gaussian_metrics(y[rep], mu[rep], var[rep]))
     with pytest.raises(ValueError, match="positive sum"):
         pinball(y, q[:, 0], 0.5, np.zeros(20))
+
+
+def test_head_metrics_read_the_loss_output():
+    y = np.array([0.0, 1.0, 2.0, 10.0])
+    q = np.array([[-1.0, 0.0, 1.0], [0.0, 1.0, 3.0], [1.0, 2.0, 3.0], [0.0, 1.0, 2.0]])
+    got = head_metrics(q, y, None, "quantiles", {"quantiles": "0.1,0.5,0.9"})
+    assert got == quantile_metrics(y, q, [0.1, 0.5, 0.9])
+    assert got["interval_coverage"] == 0.75  # the last row lies above its interval
+    # mean / log-variance: log σ² = log 4 → σ = 2; −50 is floored at min_variance = 0.01
+    head = np.array([[0.0, np.log(4.0)], [1.0, -50.0]])
+    got = head_metrics(head, [1.0, 1.0], None, "mean_logvar", {"min_variance": 0.01})
+    assert got == pytest.approx(gaussian_metrics([1.0, 1.0], [0.0, 1.0], [4.0, 0.01]))
+    np.testing.assert_allclose(head_variance(head, {"min_variance": 0.01}), [4.0, 0.01])
+    assert head_metrics(np.zeros((2, 1)), [0.0, 1.0], None, "value", {}) == {}
+    with pytest.raises(ValueError, match="2 outputs, got 3"):
+        head_variance(np.zeros((2, 3)), {})
