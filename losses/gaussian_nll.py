@@ -26,7 +26,7 @@ def gaussian_nll_loss(y_true, y_pred, beta=0.5, min_variance=1e-6):
     Args:
         y_true: targets (B,) or (B, 1).
         y_pred: (B, 2): column 0 the mean μ, column 1 the log-variance s (any real number).
-        beta: β in [0, 1]; 0 is the plain Gaussian NLL, 1 gives μ the MSE gradient.
+        beta: β in [0, 1]; 0 is the plain Gaussian NLL, 1 gives μ the gradient of ½·MSE.
         min_variance: the floor of σ², > 0.
 
     Returns:
@@ -57,7 +57,7 @@ class GaussianNLLLoss(keras.losses.Loss):
     The plain NLL (β = 0) lets the model explain hard points away with a large σ²: their
     mean gets the gradient (μ − y)/σ², which vanishes. Weighting each term by σ^{2β} (under
     stop-gradient, so it changes the gradient's weights, not its direction) restores it:
-    β = 1 gives μ exactly the MSE gradient. β = 0.5 is the paper's recommendation.
+    β = 1 gives μ exactly the gradient of ½·MSE. β = 0.5 is the paper's recommendation.
 
     Args:
         beta: β in [0, 1] (default 0.5); 0 is the plain Gaussian NLL.
