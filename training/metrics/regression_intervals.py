@@ -19,13 +19,17 @@ a bin equals its σ and the mean |error| is ``σ √(2/π)``.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from scipy.stats import norm
 
+from losses.gaussian_nll import MAX_LOG_VARIANCE, gaussian_nll_loss
+
 CENTRAL = 0.9  # the Gaussian head's interval: central 90 %
 Z_CENTRAL = float(norm.ppf(0.5 + CENTRAL / 2))  # 1.6449: μ ± z σ holds 90 % of a Gaussian
-MIN_VARIANCE = 1e-6  # gaussian_nll's default floor of σ² (its min_variance argument)
-MAX_LOG_VARIANCE = 60.0  # gaussian_nll's cap of log σ² (losses/gaussian_nll.py)
+# The loss's own default floor of σ² (a head's loss_args normally carry min_variance).
+MIN_VARIANCE = inspect.signature(gaussian_nll_loss).parameters["min_variance"].default
 
 
 def _column(values, name: str) -> np.ndarray:
