@@ -48,112 +48,82 @@ still reports whatever finished.
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 from training.cli import run_cli
-from training.config import SELECTION_METRIC, Config
+from training.config import Config
 from training.help import compare_help
-from training.study import tune as tuning
+from training.study import grid, grid_settings
+from training.study.compare_parse import OWN_KEYS_HELP, parse_settings
 from training.study.compare_settings import (
-    OWN_KEYS_HELP,
+    ARGV_TAG,
     CompareSettings,
-    Variant,
     child_configs,
-    parse_settings,
-    sweep_label,
     tuned_description,
     variants,
 )
-from training.tags import COMPARE_TAG, TUNED_TAG, VARIANT_TAG
+from training.study.grid_worker import cell_list, run_cells
+from training.study.tune.storage import redacted, storage_location, wait_for_attr
+from training.tags import COMPARE_TAG, TUNED_TAG
 
-
-def _tune(settings: CompareSettings, variant: Variant, config: Config, parent_id: str) -> dict:
-    """The variant's study (its run a child of the compare's) → its best params, also
-    logged on the compare's parent as `tuned/<variant>/<param>`; {} if nothing to tune."""
-    import mlflow  # noqa: PLC0415 (heavy; the parser above stays import-light)
-
-    if not tuning.search_space(config, settings.tune_keys):
-        mlflow.log_param(f"tuned/{variant.name}", "defaults (no search space)")
-        return {}
-    objective = SELECTION_METRIC[config.task]
-    study = tuning.TuneSettings(
-        config=config.replace(epochs=settings.tune_epochs or settings.epochs, run_name=None),
-        trials=settings.tune, objective=objective, study=f"compare-{parent_id}-{variant.name}",
-        tune_keys=settings.tune_keys)
-    print(f"\n=== tuning {variant.name}: {settings.tune} trials, {study.config.epochs} epochs "
-          f"each, on {objective} ===", flush=True)
-    result = tuning.run_study(study, parent_run_id=parent_id)
-    if result.best_params is None:
-        raise tuning.TrialsFailing(f"no trial of {variant.name} finished ({result.failed} failed)")
-    mlflow.log_params({f"tuned/{variant.name}/{k}": "none" if v is None else v
-                       for k, v in result.best_params.items()})
-    mlflow.log_metric(f"tuned/{variant.name}/best_value", result.best_value)
-    return result.best_params
+GRID_TAG = "losslab.grid"  # the parent's Optuna study (its cells)
 
 
 class CompareIncomplete(RuntimeError):
-    """Some child runs failed; the report covers the others."""
+    """Some cells failed; the report covers the others."""
+
+
+def fingerprint(settings: CompareSettings) -> dict:
+    """What makes a grid: everything but the worker count (the same grid for any workers)."""
+    return {**settings.to_dict(), "datasets": list(settings.dataset_list())}
 
 
 def compare(settings: CompareSettings):
-    """Train every (variant, seed), then build, print and log the report. → `Report`."""
+    """Fill the compare's grid (this process, or `workers` local workers), then build, print
+    and log the report. → `Report` (None in a local worker: its launcher reports)."""
     # Imported here, not at the top: `python -m training.compare --help` and the parser above
     # must answer without TensorFlow and MLflow (6 s); these run once the settings are valid.
     from training import quiet  # noqa: PLC0415 (importing it imports TensorFlow quietly)
 
     quiet.import_tensorflow()  # before Keras does, or TensorFlow's start-up lines show
-    import keras  # noqa: PLC0415 (heavy; the parser above stays import-light)
     import mlflow  # noqa: PLC0415
 
     from training.run import checkpoint, tracking  # noqa: PLC0415
-    from training.run.trainer import train  # noqa: PLC0415
     from training.study.report import build_report, publish  # noqa: PLC0415
 
-    runs = child_configs(settings)
-    checkpoint.check_root(runs[0][1].checkpoint_dir)  # exit 2 before the parent run exists
-    parent_config = Config(dataset=settings.dataset, experiment=settings.experiment_name(),
+    cells = cell_list(settings, child_configs)
+    checkpoint.check_root(cells[0].config.checkpoint_dir)  # exit 2 before the parent exists
+    location = storage_location()
+    name = grid.study_name(fingerprint(settings))
+    study, created = grid.open_grid(name, location)
+    if os.environ.get(grid_settings.WORKER_ENV) is not None:  # a launcher's local worker
+        return _work(settings, study, settings.resume, cells)
+    parent_id = None if created else (wait_for_attr(study, grid.PARENT_ATTR)
+                                      or settings.resume)
+    parent_config = Config(dataset=settings.dataset_list()[0],
+                           experiment=settings.experiment_name(),
                            run_name=settings.parent_name())
-    failures: list[tuple[str, int, BaseException]] = []
-    with tracking.open_run(parent_config) as parent:
+    with tracking.open_run(parent_config, run_id=parent_id) as parent:
         parent_id = parent.info.run_id
-        mlflow.log_params({k: "none" if v is None else v for k, v in settings.to_dict().items()})
-        mlflow.set_tags({COMPARE_TAG: "true", "losslab.dataset": settings.dataset,
-                         "losslab.losses": ",".join(settings.losses),
-                         "losslab.variants": ",".join(v.name for v in variants(settings))})
-        if settings.tune:
-            mlflow.set_tag(TUNED_TAG, tuned_description(settings))
-        index = 0
-        for variant in variants(settings):
-            configs = [c for name, c in runs if name == variant.name]
-            if settings.tune:
-                try:
-                    best = _tune(settings, variant, configs[0], parent_id)
-                except Exception as exc:  # noqa: BLE001 (its seeds are failures; others go on)
-                    print(f"tuning {variant.name} failed: {type(exc).__name__}: {exc}",
-                          file=sys.stderr, flush=True)
-                    failures += [(variant.name, c.seed, exc) for c in configs]
-                    index += len(configs)
-                    continue
-                configs = [tuning.apply_params(c, best) for c in configs]
-            for config in configs:
-                index += 1
-                print(f"\n=== [{index}/{len(runs)}] {variant.name}, seed {config.seed} ===",
-                      flush=True)
-                keras.utils.clear_session()  # drop the previous model's graph and memory
-                run_id = None
-                try:
-                    run_id = train(config, parent_run_id=parent_id,
-                                   tags={VARIANT_TAG: variant.name})["run_id"]
-                except Exception as exc:  # noqa: BLE001 (recorded, reported, the others go on)
-                    print(f"run {variant.name} seed {config.seed} failed: "
-                          f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-                    failures.append((variant.name, config.seed, exc))
-                    run_id = getattr(exc, "losslab_run_id", None)
-                if variant.sweep and run_id:
-                    mlflow.MlflowClient().log_param(run_id, f"sweep.{variant.sweep[0]}",
-                                                    sweep_label(variant.sweep[1]))
-        if len(failures) == len(runs):
-            raise failures[0][2]
+        if grid.PARENT_ATTR not in study.user_attrs:
+            _describe_parent(settings, name)
+            study.set_user_attr(grid.PARENT_ATTR, parent_id)
+        grid.reap(study, cells)
+        states = grid.states(study, cells)
+        workers = grid_settings.worker_count(settings.workers)
+        print(f"grid {name}: {len(cells)} cells, {len(states['done'])} done, "
+              f"{len(states['waiting'])} to run, {len(states['running'])} running elsewhere; "
+              f"{workers} worker(s); storage {redacted(location)}", flush=True)
+        failures: list = []
+        if workers == 1:
+            run_cells(settings, study, parent_id, cells, failures)
+        else:
+            _launch(settings, parent_id)
+        states = grid.states(study, cells)
+        if not states["done"] and failures:
+            raise failures[0][2]  # nothing finished: the first error (bad data → exit 2)
         report = build_report(mlflow.MlflowClient(), parent_id)
         publish(mlflow.MlflowClient(), report)
         print("\n" + report.markdown)
@@ -162,10 +132,60 @@ def compare(settings: CompareSettings):
         print(f"parent run {parent_id} in experiment {settings.experiment_name()!r}")
         print(f"experiment: {tracking.run_url(experiment_id=parent.info.experiment_id)}")
         print(f"view it: {tracking.run_url(parent)}", flush=True)
-        if failures:
-            listed = "; ".join(f"{v} seed {s}: {type(e).__name__}: {e}" for v, s, e in failures)
-            raise CompareIncomplete(f"{len(failures)} of {len(runs)} runs failed ({listed})")
+        busy = len(states["running"]) + len(states["waiting"])
+        if busy:
+            print(f"note: {busy} cells are still with other workers; make report "
+                  f"PARENT={parent_id} shows them once they finish", flush=True)
+        if states["failed"]:
+            listed = "; ".join(f"{v} seed {s}: {type(e).__name__}: {e}"
+                               for v, s, e in failures) or "see the report's list"
+            raise CompareIncomplete(f"{len(states['failed'])} of {len(cells)} cells failed "
+                                    f"({listed}); rerun the same command (or make compare "
+                                    f"RESUME={parent_id}) to run them again")
     return report
+
+
+def _describe_parent(settings: CompareSettings, name: str) -> None:
+    """The new parent's params and tags (the active run)."""
+    import mlflow  # noqa: PLC0415
+
+    mlflow.log_params({k: "none" if v is None else v for k, v in settings.to_dict().items()})
+    mlflow.set_tags({COMPARE_TAG: "true", "losslab.dataset": ",".join(settings.dataset_list()),
+                     "losslab.losses": ",".join(settings.losses),
+                     "losslab.variants": ",".join(v.name for v in variants(settings)),
+                     GRID_TAG: name, ARGV_TAG: json.dumps(list(settings.argv))})
+    if settings.tune:
+        mlflow.set_tag(TUNED_TAG, tuned_description(settings))
+
+
+def _work(settings: CompareSettings, study, parent_id: str | None, cells) -> None:
+    """A local worker: fill cells until none is free; CompareIncomplete if any failed here."""
+    if parent_id is None or study.user_attrs.get(grid.PARENT_ATTR) != parent_id:
+        raise grid_settings.ConfigError("a grid worker needs resume=<its compare's parent>")
+    failures: list = []
+    trained = run_cells(settings, study, parent_id, cells, failures)
+    print(f"worker done: {trained} cells trained here", flush=True)
+    if failures:
+        raise CompareIncomplete(f"{len(failures)} cells failed in this worker")
+
+
+def _launch(settings: CompareSettings, parent_id: str) -> None:
+    """`workers` local processes of `python -m training.compare resume=<parent>` (each with
+    its GPU or its share of the cores); waits for all. Ctrl-C / SIGTERM is forwarded to each
+    (its cell's run ends KILLED); a worker that fails does not stop the others."""
+    from training.errors import RunKilled  # noqa: PLC0415
+    from training.processes import run_workers  # noqa: PLC0415
+
+    envs = grid_settings.worker_envs(settings.workers)
+    command = [sys.executable, "-m", "training.compare", f"resume={parent_id}"]
+    codes = run_workers(command, envs, lambda procs: [proc.wait() for proc in procs])
+    if 130 in codes:
+        raise KeyboardInterrupt
+    if 143 in codes:
+        raise RunKilled("SIGTERM")
+    if any(code not in (0, 1) for code in codes):  # 1: some cells failed (counted above)
+        listed = ", ".join(f"worker {i}: exit {c}" for i, c in enumerate(codes) if c)
+        print(f"warning: {listed}", file=sys.stderr, flush=True)
 
 
 def compare_help_text(argv: list[str]) -> str:
@@ -175,10 +195,11 @@ def compare_help_text(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     return run_cli(compare, sys.argv[1:] if argv is None else argv, resolve=parse_settings,
                    help_text=compare_help_text,
-                   show=lambda s: f"compare on {s.dataset}: "
+                   show=lambda s: f"compare on {', '.join(s.dataset_list())}: "
                                   f"{', '.join(v.name for v in variants(s))} × {s.seeds} seeds, "
                                   f"{s.epochs} epochs"
-                                  + (f"; tuned: {tuned_description(s)}" if s.tune else ""))
+                                  + (f"; tuned: {tuned_description(s)}" if s.tune else "")
+                                  + (f"; {s.workers} workers" if s.workers != "1" else ""))
 
 
 if __name__ == "__main__":

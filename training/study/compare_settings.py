@@ -1,18 +1,16 @@
-"""What a compare trains (`training.study.compare`): its settings, parsed and checked before
-TensorFlow or MLflow is imported, its variants (a loss, a preset, a swept value) and every
-child run's Config."""
+"""What a compare trains (`training.study.compare`): its settings (parsed and checked by
+`compare_parse` before TensorFlow or MLflow is imported), its variants (a loss, a preset, a
+swept value) and every child run's Config."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import typing
 from dataclasses import dataclass
 
-from training.cli import pairs
 from training.config import SELECTION_METRIC, Config, ConfigError, field_names, parse_overrides
-from training.loss_catalog import catalog, import_plugins, loss_spec
+from training.loss_catalog import catalog, loss_spec
 from training.study import tune as tuning
 
 # Per-task settings shared by every variant of the task (a user's Config key overrides them,
@@ -25,8 +23,9 @@ TASK_SETTINGS: dict[str, dict[str, typing.Any]] = {
 
 DEFAULT_IMBALANCE = {"digits": 10.0}  # every other dataset: FALLBACK_IMBALANCE
 FALLBACK_IMBALANCE = 100.0
-RESERVED = ("loss", "seed", "run_name", "resume")  # set per run by the compare
-SWEEP_REFUSED = (*RESERVED, "dataset", "experiment", "plugins", "loss_args")
+RESERVED = ("loss", "seed", "run_name")  # set per run by the compare
+SWEEP_REFUSED = (*RESERVED, "resume", "dataset", "experiment", "plugins", "loss_args")
+ARGV_TAG = "losslab.argv"  # the compare's key=value words (JSON), on its parent: RESUME=
 
 
 def default_variants() -> tuple[str, ...]:
@@ -53,6 +52,17 @@ class CompareSettings:
     tune_epochs: int | None = None  # epochs per trial; None = `epochs`
     tune_keys: tuple[str, ...] = ()  # shared settings tuned too
     sweep: tuple[str, tuple[str, ...]] | None = None  # (key, raw values)
+    datasets: tuple[str, ...] = ()  # several datasets in one grid; () = (dataset,)
+    workers: str = "1"  # local worker processes: "N" or "gpus" (not part of the grid)
+    resume: str | None = None  # the parent run id of the compare to continue
+    argv: tuple[str, ...] = ()  # the words it was parsed from (RESUME= re-reads them)
+
+    def dataset_list(self) -> tuple[str, ...]:
+        return self.datasets or (self.dataset,)
+
+    def for_dataset(self, dataset: str) -> CompareSettings:
+        """The same compare on one of its datasets (its split and long-tail default)."""
+        return dataclasses.replace(self, dataset=dataset, datasets=())
 
     def resolved_imbalance(self) -> float:
         if self.imbalance is not None:
@@ -66,8 +76,12 @@ class CompareSettings:
             dataset = "idx-" + dataset[4:].rstrip("/").rsplit("/", 1)[-1]
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset)
 
+    def datasets_label(self) -> str:
+        """"digits", or "digits+idx-mnist-t10k" for a grid over several datasets."""
+        return "+".join(self.for_dataset(d).dataset_label() for d in self.dataset_list())
+
     def experiment_name(self) -> str:
-        return self.experiment or "compare-" + self.dataset_label()
+        return self.experiment or "compare-" + self.datasets_label()
 
     def parent_name(self) -> str:
         """The parent run's name, short enough for the UI's run list: "compare-digits-3 losses"
@@ -75,11 +89,12 @@ class CompareSettings:
         n = len(variants(self))
         noun = ("variant" if self.sweep else "loss") + ("" if n == 1 else
                                                         "s" if self.sweep else "es")
-        return f"compare-{self.dataset_label()}-{n} {noun}"
+        return f"compare-{self.datasets_label()}-{n} {noun}"
 
     def to_dict(self) -> dict[str, typing.Any]:
         """Flat, loggable: the parent run's params (losses as "ce,focal")."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ("datasets", "workers", "resume", "argv")}
         values["losses"] = ",".join(self.losses)
         values["imbalance"] = self.resolved_imbalance()
         values["experiment"] = self.experiment_name()
@@ -92,11 +107,15 @@ class CompareSettings:
         if self.sweep:
             values["sweep"] = f"{self.sweep[0]}={','.join(self.sweep[1])}"
             values["variants"] = ",".join(v.name for v in variants(self))
+        if len(self.dataset_list()) > 1:
+            values["dataset"] = values["datasets"] = ",".join(self.dataset_list())
+            values["imbalance"] = ",".join(
+                f"{self.for_dataset(d).resolved_imbalance():g}" for d in self.dataset_list())
         return values
 
 
-COMPARE_KEYS = ("dataset", "seeds", "losses", "epochs", "imbalance", "landscape", "experiment",
-                "tune", "tune_epochs", "tune_keys", "sweep")
+COMPARE_KEYS = ("dataset", "datasets", "seeds", "losses", "epochs", "imbalance", "landscape",
+                "experiment", "tune", "tune_epochs", "tune_keys", "sweep", "workers", "resume")
 
 
 @dataclass(frozen=True)
@@ -139,110 +158,6 @@ def sweep_label(value: typing.Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def parse_settings(argv: typing.Iterable[str]) -> CompareSettings:
-    """`["losses=ce,focal", "seeds=2", "learning_rate=1e-3"]` → CompareSettings.
-
-    Raises ConfigError naming the bad key or value and the valid choices.
-    """
-    own: dict[str, typing.Any] = {}
-    shared: list[tuple[str, str]] = []
-    for key, raw in pairs(argv, [*COMPARE_KEYS, "any config key or loss argument"]):
-        if key in RESERVED:
-            raise ConfigError(f"{key} is set per run by the compare; use losses= "
-                              f"({', '.join(default_variants())}) and seeds= instead")
-        if key in COMPARE_KEYS:
-            own[key] = raw
-        else:
-            shared.append((key, raw))
-    # Plugins first: they may register the losses that losses= names.
-    import_plugins(dict(shared).get("plugins"))
-    fixed = {key for key, _ in shared}
-    own = {key: _parse_own(key, raw, fixed) for key, raw in own.items()}
-    settings = CompareSettings(**own, overrides=tuple(shared))
-    _check_shared_loss_args(settings)
-    _check_tune_and_sweep(settings)
-    child_configs(settings)  # every child Config validates (e.g. P×K vs batch_size)
-    return settings
-
-
-def _check_tune_and_sweep(settings: CompareSettings) -> None:
-    if settings.tune and settings.sweep:
-        raise ConfigError("tune= and sweep= do not combine (each swept value would need its "
-                          "own study); run a tuned compare and a sweep separately")
-    if (settings.tune_keys or settings.tune_epochs) and not settings.tune:
-        raise ConfigError("tune_keys= and tune_epochs= need tune=N (trials per loss)")
-    if settings.tune:
-        tuning.check_storage()  # a tracking server needs OPTUNA_STORAGE
-    if settings.tune and not any(
-            tuning.search_space(c, settings.tune_keys) for _, c in child_configs(settings)):
-        raise ConfigError(f"tune={settings.tune} tunes nothing: no compared loss has a search "
-                          f"space; name shared settings with tune_keys="
-                          f"{','.join(tuning.SHARED_RANGES)}")
-    if settings.sweep:
-        key = settings.sweep[0]
-        if key not in field_names() and not any(
-                key in loss_spec(n).arg_names for n in settings.losses):
-            takes = "; ".join(f"{n} takes {', '.join(loss_spec(n).arg_names) or 'nothing'}"
-                              for n in settings.losses)
-            raise ConfigError(f"sweep={key}=...: {key!r} is not a config key, and no compared "
-                              f"loss takes it ({takes})")
-
-
-def _parse_own(key: str, raw: str, fixed: set[str]) -> typing.Any:
-    if key == "tune_keys":
-        return tuning.parse_tune_keys(raw, fixed)
-    if key == "sweep":
-        return _parse_sweep(raw, fixed)
-    if key in ("tune", "tune_epochs"):
-        low = 0 if key == "tune" else 1
-        try:
-            value = int(raw)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise ConfigError(f"{key}={raw!r} is not valid; valid: an integer >= {low}")
-        return value
-    if key == "losses":
-        names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
-        if not names:
-            raise ConfigError(f"losses={raw!r} names no loss; valid: "
-                              f"{', '.join(catalog().names())} (comma-separated)")
-        for name in names:
-            loss_spec(name)  # ConfigError naming the valid losses
-        return names
-    if key == "seeds":
-        try:
-            seeds = int(raw)
-        except ValueError:
-            seeds = 0
-        if seeds < 1:
-            raise ConfigError(f"seeds={raw!r} is not valid; valid: an integer >= 1")
-        return seeds
-    if key == "experiment":
-        return raw or None
-    if key == "dataset":
-        return raw
-    # epochs / imbalance / landscape: parsed and range-checked as the Config fields they set.
-    config = parse_overrides([f"{key}={raw}"])
-    return getattr(config, key)
-
-
-def _parse_sweep(raw: str, fixed: set[str]) -> tuple[str, tuple[str, ...]]:
-    """"l2=0,1e-4" → ("l2", ("0", "1e-4")); the values are checked per loss by `variants`."""
-    key, sep, values = raw.partition("=")
-    key = key.strip().replace("-", "_").removeprefix("loss.")
-    raws = tuple(v.strip() for v in values.split(",") if v.strip())
-    if not sep or not key or not raws:
-        raise ConfigError(f"sweep={raw!r} is not valid; valid: key=v1,v2,... (e.g. "
-                          "sweep=l2=0,1e-4,1e-3)")
-    if key in SWEEP_REFUSED:
-        raise ConfigError(f"sweep={raw!r}: {key} cannot be swept; sweep any other config key "
-                          "or loss argument")
-    if key in fixed or f"loss.{key}" in fixed:
-        raise ConfigError(f"{key} is both set ({key}=...) and swept (sweep=); drop one")
-    return key, raws
-
-
 def _split_shared(settings: CompareSettings) -> tuple[list[str], dict[str, str]]:
     """The shared overrides as (config key=value args, {loss argument: raw value})."""
     fields_ = set(field_names())
@@ -251,23 +166,12 @@ def _split_shared(settings: CompareSettings) -> tuple[list[str], dict[str, str]]
     return config_args, loss_args
 
 
-def _check_shared_loss_args(settings: CompareSettings) -> None:
-    _, loss_args = _split_shared(settings)
-    for key in loss_args:
-        if not any(key in loss_spec(name).arg_names for name in settings.losses):
-            takes = "; ".join(f"{n} takes {', '.join(loss_spec(n).arg_names) or 'nothing'}"
-                              for n in settings.losses)
-            known = [*field_names(), *COMPARE_KEYS,
-                     *(a for n in settings.losses for a in loss_spec(n).arg_names)]
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown key {key!r}{hint}: not a config key, and no compared "
-                              f"loss takes it ({takes})")
-
-
 def child_configs(settings: CompareSettings) -> list[tuple[str, Config]]:
     """(variant, Config) for every run, in training order: variant-major, seeds 0..n-1."""
     config_args, loss_args = _split_shared(settings)
+    if len(settings.dataset_list()) > 1:
+        return [run for d in settings.dataset_list()
+                for run in child_configs(settings.for_dataset(d))]
     runs = []
     for variant in variants(settings):
         spec = loss_spec(variant.loss)
@@ -300,20 +204,3 @@ def tuned_description(settings: CompareSettings) -> str:
 def short_name(variant: str) -> str:
     """A run-name-friendly variant name ("pkg.mod:MyLoss" → "MyLoss")."""
     return variant.rsplit(":", 1)[-1]
-
-
-OWN_KEYS_HELP = [
-    ("dataset", "str", "digits", "the dataset every run trains on"),
-    ("seeds", "int", 3, "seeds per loss (seed s: the same split and initial weights for all)"),
-    ("losses", "str", "the registry's compare variants", "comma-separated registry names "
-     "or module:Class paths"),
-    ("epochs", "int", Config.epochs, "epochs per run"),
-    ("imbalance", "float", "10 on digits, else 100", "long-tail ratio of classification runs"),
-    ("landscape", "bool", False, "loss landscape of every run, side by side in the report"),
-    ("experiment", "str", "compare-<dataset>", "MLflow experiment"),
-    ("tune", "int", 0, "Optuna trials per loss before its seeds train (0 = defaults, untuned)"),
-    ("tune_epochs", "int", "epochs", "epochs per tuning trial"),
-    ("tune_keys", "str", "none", "shared settings tuned too (learning_rate, l2)"),
-    ("sweep", "str", "none", "key=v1,v2,...: one variant per value of a config key or loss "
-     "argument"),
-]
