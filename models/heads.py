@@ -11,6 +11,7 @@ before the registry existed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import keras
@@ -87,6 +88,8 @@ def regressor(
     units: int,
     *,
     feature_stats=None,
+    target_stats=None,
+    output: str = "value",
     dropout: float = 0.0,
     l2: float = 0.0,
     augment: str = "none",
@@ -101,6 +104,12 @@ def regressor(
         feature_stats: (mean, variance) float32 (F,) of the training rows: a Normalization
             layer first standardises raw rows with them, so the model (and the logged one)
             takes rows as they come; None for images.
+        target_stats: (center c, scale s) of the training targets, or None: the Dense layer
+            then predicts standardised targets and a Rescaling layer maps them back (values
+            and quantiles: s·z + c; `output="mean_logvar"`: the mean s·z + c and the
+            log-variance z + 2 ln s), so losses and metrics stay in target units while the
+            optimiser sees targets of unit scale (diabetes' 25..346 otherwise needs
+            thousands of Adam steps just to move the bias).
         The others: see `classifier`.
     """
     if not (isinstance(units, int) and units >= 1):
@@ -119,7 +128,17 @@ def regressor(
         h = keras.layers.Dropout(dropout, name="dropout")(h)
     out = keras.layers.Dense(units, kernel_regularizer=regularizer(l2), dtype="float32",
                              name="prediction")(h)
+    if target_stats is not None:
+        out = _target_scale(output, *target_stats)(out)
     return keras.Model(inputs, out, name=name)
+
+
+def _target_scale(output: str, center: float, scale: float):
+    """Rescaling (a built-in layer, so the logged model reloads anywhere) to target units."""
+    if output == "mean_logvar":
+        return keras.layers.Rescaling([scale, 1.0], [center, 2.0 * math.log(scale)],
+                                      dtype="float32", name="target_scale")
+    return keras.layers.Rescaling(scale, center, dtype="float32", name="target_scale")
 
 
 def embedder(

@@ -100,6 +100,7 @@ def build(
     freeze_bn: bool = False,
     units: int = 1,
     feature_stats=None,
+    target_stats=None,
     options: dict | None = None,
 ) -> keras.Model:
     """The training model of backbone `name` for a loss that takes `output`.
@@ -107,7 +108,14 @@ def build(
     Args:
         output: what the loss takes (`losses.spec.OUTPUTS`): "logits" or "cosine_logits"
             (a classifier; `head` chooses dense or cosine), "embedding" (L2-normalised),
-            "proxy_cosines" (the embedding with learned class proxies).
+            "proxy_cosines" (the embedding with learned class proxies), or a regression
+            output ("value", "quantiles", "mean_logvar": `units` raw outputs).
+        units: regression: outputs of the head (1, one per quantile, 2).
+        feature_stats: regression on a table: the training rows' (mean, variance) that the
+            model's first layer (Normalization) standardises with.
+        target_stats: regression: (center, scale) of the training targets; the head then
+            predicts standardised targets, mapped back by a Rescaling layer.
+        options: the entry's own keywords (mlp: hidden, dropout).
         embedding_dim: the projection of an embedding; None = the entry's default (none on
             small_cnn, 128 on every other backbone).
         freeze_bn: BatchNorm layers keep their statistics and scale/offset
@@ -120,7 +128,8 @@ def build(
     if output in REGRESSION_OUTPUTS:
         model = regressor(
             lambda: backbone(name, shape, l2=l2, pretrained=pretrained, options=options), shape,
-            units, feature_stats=feature_stats, dropout=entry.dropout, l2=l2, augment=augment,
+            units, feature_stats=feature_stats, target_stats=target_stats, output=output,
+            dropout=entry.dropout, l2=l2, augment=augment,
             seed=seed, name=title)
     elif output in ("logits", "cosine_logits"):
         model = classifier(

@@ -69,6 +69,7 @@ class Config:
     weight: str | None = _f(None, "csv: a column of per-row weights >= 0 (weighted least squares, via sample_weight)")
     outliers: float = _f(0.0, "regression: share of training targets shifted by std(y)·Cauchy (seeded); val/test stay clean")
     drop_nan: bool = _f(False, "regression tables: drop rows with NaN/inf (counted and logged) instead of stopping")
+    target_scale: bool = _f(True, "regression: the head predicts targets standardised by the training median and MAD, mapped back inside the model")
     data_dir: str | None = _f(None, "TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     data_root: str | None = _f(None, "list: sources: the folder the listed image paths are relative to")
     image_size: int | None = _f(None, "model input size (square); none = the dataset's size when fixed, else 224")
@@ -440,10 +441,8 @@ def _validate(c: Config) -> None:
 
 
 def _validate_regression(c: Config, task: str) -> None:
-    """The regression keys, and that the dataset's targets fit the loss's task."""
-    mismatch = data_catalog.task_mismatch(c.dataset, task)
-    if mismatch:
-        raise ConfigError(mismatch)
+    """The regression keys. (Whether the dataset's targets fit the loss's task is checked
+    when the data loads, before any run: `Config(loss="mse")` alone is a valid object.)"""
     widths = c.hidden.split(",")
     if not all(w.strip().isdigit() and int(w) >= 1 for w in widths):
         raise ConfigError(f"hidden={c.hidden!r} is not valid; valid: widths >= 1, "

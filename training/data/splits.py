@@ -58,7 +58,9 @@ class Splits:
         Regression (``training.data.regression``): y_* float32 targets, num_classes 0;
         w_*: float32 (N,) sample weights or None; a table's x_* are float32 (N, F) feature
         rows named by feature_names, feature_stats their training (mean, variance) for the
-        model's Normalization layer; dropped_rows (drop_nan) and outlier_rows (outliers=).
+        model's Normalization layer; target_stats the training targets' robust (center,
+        scale) for the head's Rescaling; dropped_rows (drop_nan) and outlier_rows
+        (outliers=).
     """
 
     name: str
@@ -80,6 +82,7 @@ class Splits:
     w_test: np.ndarray | None = None
     feature_names: tuple[str, ...] = ()
     feature_stats: tuple[np.ndarray, np.ndarray] | None = None
+    target_stats: tuple[float, float] | None = None
     dropped_rows: int = 0
     outlier_rows: int = 0
 
@@ -308,6 +311,9 @@ def load_splits(
     if entry is not None and entry.task != task:
         raise DataError(f"dataset={dataset} is a {entry.task} protocol ({entry.citation}); "
                         f"choose a {entry.task} loss, or the plain TFDS name {entry.source!r}")
+    by_name = catalog.task_mismatch(dataset, task)  # diabetes, csv:, digits, ...: no loading
+    if by_name:
+        raise DataError(by_name)
     src = load_source(dataset, data_dir, data_root=data_root, image_size=image_size,
                       target=target, weight=weight)
     kind = {"regression": "regression", "classification": "labels"}.get(src.task)

@@ -13,19 +13,16 @@ import keras
 import mlflow
 
 import models
+from losses.spec import output_units as output_units_of
 from models import registry
 from training.config import Config
 from training.errors import ConfigError
 
 
 def output_units(config: Config) -> int:
-    """Regression: the head's outputs, from the loss's entry: "value" 1, "quantiles" one per
-    quantile of the loss's `quantiles` (a "0.1,0.5,0.9" string or a sequence), "mean_logvar"
-    2. Classification and retrieval: 1 (unused)."""
-    output = config.spec.output
-    if output == "quantiles":
-        return len(regression_quantiles(config))
-    return 2 if output == "mean_logvar" else 1
+    """Regression: the head's outputs, from the loss's entry (`losses.spec.output_units`):
+    "value" 1, "quantiles" one per quantile, "mean_logvar" 2. Other tasks: 1 (unused)."""
+    return output_units_of(config.spec, config.loss_args) or 1
 
 
 def regression_quantiles(config: Config) -> tuple[float, ...]:
@@ -37,11 +34,17 @@ def regression_quantiles(config: Config) -> tuple[float, ...]:
 
 
 def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int,
-                feature_stats=None) -> keras.Model:
+                splits=None) -> keras.Model:
     """The training model for the loss's input (its entry's `output`) on backbone
     `config.model` ("auto" resolved). Augmentation is inside the model (active in `fit`
-    only), seeded with the run's seed. Regression on a table: `feature_stats` = the training
-    rows' (mean, variance) (`Splits.feature_stats`), held by the model's Normalization."""
+    only), seeded with the run's seed.
+
+    Regression reads the run's `splits` (`training.data.Splits`): a table's training
+    `feature_stats` (the model's Normalization) and `target_stats` (the Rescaling of the
+    head's output, with `target_scale=true`). They are constants of the model, not weights:
+    a model rebuilt to load a checkpoint needs the same splits."""
+    feature_stats = getattr(splits, "feature_stats", None)
+    target_stats = getattr(splits, "target_stats", None) if config.target_scale else None
     try:
         return models.build(
             config.resolved_model(), input_shape, num_classes, output=config.spec.output,
@@ -49,7 +52,7 @@ def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int,
             embedding_dim=config.embedding_dim, l2=config.l2,
             augment=config.resolved_augment(), seed=config.seed,
             pretrained=config.pretrained, freeze_bn=config.freeze_bn,
-            units=output_units(config), feature_stats=feature_stats,
+            units=output_units(config), feature_stats=feature_stats, target_stats=target_stats,
             options=config.model_options(),
         )
     except models.ModelError as exc:

@@ -104,13 +104,13 @@ def statistics_metrics(loss) -> list:
 
 
 def build_model(config: Config, input_shape: tuple[int, ...], num_classes: int,
-                feature_stats=None) -> keras.Model:
+                splits: Splits | None = None) -> keras.Model:
     """The training model for the loss's input (its entry's `output`) on the backbone
     `config.model`: a classifier with a dense or cosine head, an embedding net, an
-    embedding net with class proxies, or a regression head (`feature_stats`: a table's
-    training (mean, variance), `Splits.feature_stats`). Bad model settings raise
-    ConfigError (exit 2)."""
-    return backbone.build_model(config, input_shape, num_classes, feature_stats)
+    embedding net with class proxies, or a regression head (which reads the training
+    feature and target statistics of `splits`). Bad model settings raise ConfigError
+    (exit 2)."""
+    return backbone.build_model(config, input_shape, num_classes, splits)
 
 
 # --- optimiser ---------------------------------------------------------------------------

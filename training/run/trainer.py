@@ -95,8 +95,7 @@ def train(
     # --- loss, model, optimiser ---------------------------------------------------------
     loss_fn = build_loss(config, splits.y_train, splits.num_classes)
     with strategy.scope():
-        model = build_model(config, splits.x_train.shape[1:], splits.num_classes,
-                            splits.feature_stats)
+        model = build_model(config, splits.x_train.shape[1:], splits.num_classes, splits)
         sam_from_config(model, config)  # sam_rho > 0: SAM/ASAM steps (training/run/sam.py)
         runtime.sync_batch_norm(model, strategy)  # >1 replica: global-batch statistics
         model.compile(
