@@ -38,10 +38,14 @@ SWEEP      ?=
 EXPERIMENT ?=
 PARENT     ?=
 RUN        ?=
-# UI / server.
+# Compare grid: WORKERS local worker processes (N, or gpus: one per GPU), DATASETS=a,b one grid.
+WORKERS  ?= 1
+DATASETS ?=
+# make workers: TRAIN_WORKERS tf.distribute processes of one training.
+TRAIN_WORKERS ?= 2
+# UI / server (make server's processes: SERVER_WORKERS, read by mlflow/server.sh).
 PORT ?= 5000
 HOST ?= 127.0.0.1
-WORKERS ?= 2
 # make lock UPGRADE=1: move every pin to the newest release pyproject.toml allows.
 UPGRADE ?=
 
@@ -104,7 +108,8 @@ help: ## List the targets
 		printf "  make %-14s %s\n", $$1, s }' $(MAKEFILE_LIST)
 	@echo "  Variables (empty: the config default): LOSS=$(LOSS) DATASET=$(DATASET) EPOCHS SEED IMBALANCE RESUME"
 	@echo "    STRATEGY DEVICES LANDSCAPE ARGS=\"key=value ...\"  SEEDS LOSSES TUNE SWEEP TRIALS EXPERIMENT PARENT RUN"
-	@echo "    PORT=$(PORT) HOST=$(HOST) WORKERS=$(WORKERS)  PYTHON=$(PYTHON) (creates .venv)  UPGRADE=1 (make lock)  TEST_WORKERS=$(TEST_WORKERS)"
+	@echo "    WORKERS=$(WORKERS) (compare) DATASETS TRAIN_WORKERS=$(TRAIN_WORKERS) (make workers) SERVER_WORKERS (make server)"
+	@echo "    PORT=$(PORT) HOST=$(HOST)  PYTHON=$(PYTHON) (creates .venv)  UPGRADE=1 (make lock)  TEST_WORKERS=$(TEST_WORKERS)"
 
 venv: $(STAMP_RUN) ## Create .venv and install what training needs from requirements.lock (the other targets do it too)
 
@@ -153,10 +158,18 @@ ui: $(STAMP_RUN) ## MLflow UI on HOST:PORT (default 127.0.0.1:5000) over the def
 	@echo "MLflow UI, training view: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning"
 	$(PY) -m mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(PORT) --workers 1
 
-compare: $(STAMP_RUN) ## Compare losses over seeds: make compare DATASET=digits SEEDS=3 LOSSES=ce,focal
-	$(PY) -m training.compare dataset=$(DATASET) $(call opt,seeds,$(SEEDS)) $(call opt,losses,$(LOSSES)) \
-		$(call opt,epochs,$(EPOCHS)) $(call opt,imbalance,$(IMBALANCE)) $(call opt,landscape,$(LANDSCAPE)) \
-		$(call opt,tune,$(TUNE)) $(call opt,sweep,$(SWEEP)) $(ARGS)
+# RESUME=<parent run id>: the compare's own settings, its cells not FINISHED (WORKERS may change).
+ifdef RESUME
+COMPARE_ARGS = resume=$(RESUME) workers=$(WORKERS)
+else
+COMPARE_ARGS = $(if $(DATASETS),datasets=$(DATASETS),dataset=$(DATASET)) $(call opt,seeds,$(SEEDS)) \
+	$(call opt,losses,$(LOSSES)) $(call opt,epochs,$(EPOCHS)) $(call opt,imbalance,$(IMBALANCE)) \
+	$(call opt,landscape,$(LANDSCAPE)) $(call opt,tune,$(TUNE)) $(call opt,sweep,$(SWEEP)) \
+	workers=$(WORKERS) $(ARGS)
+endif
+
+compare: $(STAMP_RUN) ## Compare losses over seeds in a grid: make compare DATASET=digits SEEDS=3 LOSSES=ce,focal WORKERS=2
+	$(PY) -m training.compare $(COMPARE_ARGS)
 
 report: $(STAMP_RUN) ## Rebuild a compare report from the store: make report [EXPERIMENT=...] [PARENT=run_id]
 	$(PY) -m training.report $(call opt,experiment,$(EXPERIMENT)) $(call opt,parent,$(PARENT)) $(ARGS)
@@ -167,8 +180,8 @@ landscape: $(STAMP_RUN) ## Loss landscape of a finished run: make landscape RUN=
 server: $(STAMP_DEV) ## Team tracking server on PostgreSQL (see mlflow/README.md)
 	bash mlflow/server.sh
 
-workers: $(STAMP_RUN) ## N local tf.distribute workers on loopback: make workers WORKERS=2 LOSS=ce
-	$(PY) -m training.workers workers=$(WORKERS) $(TRAIN_ARGS)
+workers: $(STAMP_RUN) ## N local tf.distribute workers of one training: make workers TRAIN_WORKERS=2 LOSS=ce
+	$(PY) -m training.workers workers=$(TRAIN_WORKERS) $(TRAIN_ARGS)
 
 runs-clean: $(STAMP_RUN) ## Mark RUNNING runs whose process is gone (or, on another host, whose heartbeat is stale) KILLED
 	$(PY) -m training.store $(ARGS)
