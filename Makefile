@@ -107,9 +107,8 @@ help: ## List the targets
 		while (match(s, /\$$\([A-Z_]+\)/)) s = substr(s, 1, RSTART - 1) substr(s, RSTART + 2, RLENGTH - 3) substr(s, RSTART + RLENGTH); \
 		printf "  make %-14s %s\n", $$1, s }' $(MAKEFILE_LIST)
 	@echo "  Variables (empty: the config default): LOSS=$(LOSS) DATASET=$(DATASET) EPOCHS SEED IMBALANCE RESUME"
-	@echo "    STRATEGY DEVICES LANDSCAPE ARGS=\"key=value ...\"  SEEDS LOSSES TUNE SWEEP TRIALS EXPERIMENT PARENT RUN"
-	@echo "    WORKERS=$(WORKERS) (compare) DATASETS TRAIN_WORKERS=$(TRAIN_WORKERS) (make workers) SERVER_WORKERS (make server)"
-	@echo "    PORT=$(PORT) HOST=$(HOST)  PYTHON=$(PYTHON) (creates .venv)  UPGRADE=1 (make lock)  TEST_WORKERS=$(TEST_WORKERS)"
+	@echo "    STRATEGY DEVICES LANDSCAPE ARGS=\"key=value ...\"  SEEDS LOSSES TUNE SWEEP TRIALS EXPERIMENT PARENT RUN DATASETS"
+	@echo "    WORKERS=$(WORKERS) (compare) TRAIN_WORKERS=$(TRAIN_WORKERS) (make workers) PORT=$(PORT) HOST=$(HOST)  PYTHON=$(PYTHON) (creates .venv)  UPGRADE=1 (make lock)  TEST_WORKERS=$(TEST_WORKERS)"
 
 venv: $(STAMP_RUN) ## Create .venv and install what training needs from requirements.lock (the other targets do it too)
 
