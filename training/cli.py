@@ -18,6 +18,8 @@ Only the standard library and `training.config` (which needs no Keras) are impor
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import signal
 import sys
@@ -43,6 +45,8 @@ HELP_FLAGS = ("--help", "-h", "help")
 HARD_EXIT_S = 30.0
 _signalled: list[int] = []  # SIGTERMs received by the current `run_cli`
 _deadline: list[threading.Timer] = []
+_in_gc: list[bool] = []  # [True] while the garbage collector runs (see `_raise_killed`)
+_deferred: list[int] = []  # a SIGTERM that came during a collection
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -91,10 +95,26 @@ def _run_note(exc: BaseException, resumable: bool) -> str:
     return f"run {run_id} closed as {exc.losslab_run_status}{hint}"
 
 
+def _gc_phase(phase: str, info) -> None:
+    _in_gc[:] = [phase == "start"]
+    if phase == "stop" and _deferred:
+        _deferred.clear()
+        signal.raise_signal(signal.SIGTERM)  # handled at the next line outside the collection
+
+
 def _raise_killed(signum, frame):
     """SIGTERM → RunKilled in the main thread, wherever it is. An exception raised while C++
     code calls back into Python can be swallowed there, so the trainer checks
-    `stop_requested()` again at every batch end, and `HARD_EXIT_S` later the process ends."""
+    `stop_requested()` again at every batch end, and `HARD_EXIT_S` later the process ends.
+
+    Not inside a garbage collection: there the handler runs in a finaliser or weakref callback
+    (SQLAlchemy's, under TensorFlow's `_pywrap_utils.Flatten` when it allocates), which
+    swallows the exception ("Exception ignored in") halfway through the library's bookkeeping;
+    a worker signalled there was seen alive 60 s later, its exit stuck in a garbage
+    collection. The signal is raised again once the collection ends."""
+    if _in_gc and _in_gc[0]:
+        _deferred.append(signum)
+        return
     if not _signalled:
         timer = threading.Timer(HARD_EXIT_S, _hard_exit, args=(signum,))
         timer.daemon = True
@@ -133,6 +153,8 @@ def run_cli(
         return EXIT_OK
     debug = os.environ.get("DEBUG", "") not in ("", "0")
     previous = signal.signal(signal.SIGTERM, _raise_killed)  # SIGTERM → KILLED, like Ctrl-C
+    if _gc_phase not in gc.callbacks:
+        gc.callbacks.append(_gc_phase)
     try:
         settings = (resolve or resolve_config)(argv)
         if show is not None:
@@ -171,6 +193,20 @@ def run_cli(
             timer.cancel()
         _deadline.clear()
         _signalled.clear()
+        _deferred.clear()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(_gc_phase)
+
+
+def exit_process(code: int) -> typing.NoReturn:
+    """`sys.exit(code)` for a command's `__main__`; after Ctrl-C / SIGTERM (130 / 143), with
+    no interpreter shutdown: the runs are closed by then, and a library that the signal's
+    exception interrupted halfway can leave state that hangs the shutdown's collections."""
+    if code in (EXIT_SIGINT, EXIT_SIGTERM):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def exit_if_help(help_text: Callable[[list[str]], str], argv: list[str] | None = None) -> None:

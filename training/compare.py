@@ -1,8 +1,7 @@
 """`python -m training.compare key=value ...` (what `make compare` runs); the compare itself
 is `training.study.compare`, re-exported here."""
 
-import sys
-
+from training.cli import exit_process
 from training.study.compare import (  # the parser side imports no TensorFlow
     CompareIncomplete,
     CompareSettings,
@@ -16,4 +15,4 @@ __all__ = ["CompareIncomplete", "CompareSettings", "child_configs", "compare", "
            "parse_settings"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())  # after a signal: no interpreter shutdown (training.cli)

@@ -5,9 +5,7 @@ loss's search space, every trial a normal run; the tuner itself is `training.stu
     python -m training.tune loss=focal --help        # every key and every search space
 """
 
-import sys
-
-from training.cli import exit_if_help
+from training.cli import exit_if_help, exit_process
 from training.study.tune import tune_help  # the parser side imports no TensorFlow
 
 if __name__ == "__main__":
@@ -24,4 +22,4 @@ from training.study.tune import (  # noqa: E402 (after the --help exit above)
 __all__ = ["StudyResult", "TuneSettings", "main", "parse_settings", "tune"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())  # after a signal: no interpreter shutdown (training.cli)
