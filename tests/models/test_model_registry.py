@@ -131,8 +131,10 @@ def test_builds_at_its_minimum_input_with_the_catalogued_size(results, name):
     entry, got = catalog.find(name), results[0][name]
     assert got["backbone_params"] == entry.params
     assert got["features"] == (None, entry.features)
-    # 1 channel fits too (the proxy model; small_cnn flattens its 2×2×128 map for retrieval)
-    assert got["gray_features"] == (None, entry.features if entry.retrieval_pooling == "avg"
+    # 1 channel fits too (the proxy model; small_cnn flattens its 2×2×128 map for retrieval;
+    # linear's features are its flattened input: 1 on 1×1×1)
+    gray = 1 if entry.name == "linear" else entry.features
+    assert got["gray_features"] == (None, gray if entry.retrieval_pooling == "avg"
                                     else 2 * 2 * 128)
 
 
