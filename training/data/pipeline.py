@@ -1,10 +1,11 @@
 """tf.data input pipelines: plain shuffled batches, and P×K batches for metric losses.
 
-The samplers draw index batches in NumPy from (seed, epoch) alone (microseconds per batch);
+The samplers draw index batches in NumPy from (seed, epoch) alone (microseconds per batch),
+and so does the augmentation (each image's crop box and flip, ``transforms.augment_params``);
 tf.data then reads each batch's images from wherever the split keeps them
 (``training.data.images``: a gather from RAM, a pread from the disk cache, or a parallel
-decode of the files), applies the view (``transforms``: to float, resize, and the seeded
-crop/flip of ``augment=crop_flip|resized_crop``) and prefetches. Several batches are read
+decode of the files), applies the view to the whole batch (``transforms.train_batch``: to
+float, resize, crop/flip of ``augment=crop_flip|resized_crop``) and prefetches. Several batches are read
 in parallel (AUTOTUNE) and come out in order, so what a step sees is a function of
 (seed, epoch, index) only.
 """
@@ -18,50 +19,27 @@ from training.data import transforms
 from training.data.images import Images, as_images
 from training.errors import DataError
 
-DECODE_PARALLEL = 16  # images of one batch decoded at once (tf.map_fn parallel_iterations)
 
-
-def batch_reader(images: Images, seed: int):
-    """(int64 (B,) indices, epoch) → float32 (B, S, S, C): the batch's training view."""
+def view_reader(images: Images):
+    """(raw batch (B, ...), float32 params (B, 5)) → float32 (B, S, S, C): the training view
+    (``transforms.train_batch``), or feature rows as they are."""
     policy, size = images.view.policy, images.image_size
-    side, channels = images.stored, images.channels
-    augment = policy in transforms.PIPELINE_POLICIES
 
-    def load(indices):
-        if images.batched:
-            return images.load_batch(indices)
-        spec = tf.TensorSpec((side, side, channels), tf.uint8)
-        return tf.map_fn(images.load_one, indices, fn_output_signature=spec,
-                         parallel_iterations=DECODE_PARALLEL)
-
-    def read(indices, epoch):
-        raw = load(indices)
+    def view(raw, params):
         if not getattr(images, "is_image", True):  # feature rows, not images
             return transforms.to_float(raw)
-        if not augment:
-            return transforms.test_view(raw, policy, size)
-        seeds = tf.map_fn(lambda i: transforms.element_seed(seed, epoch, i), indices,
-                          fn_output_signature=tf.TensorSpec((2,), tf.int64))
-        out = tf.TensorSpec((size, size, channels), tf.float32)
-        return tf.map_fn(lambda pair: transforms.train_view(pair[0], policy, size, pair[1]),
-                         (raw, seeds), fn_output_signature=out)
+        return transforms.train_batch(raw, policy, size, params)
 
-    return read
+    return view
 
 
-def element_reader(images: Images, seed: int):
-    """(int64 index, epoch) → float32 (S, S, C): one image's training view (decoded files)."""
-    policy, size = images.view.policy, images.image_size
-    augment = policy in transforms.PIPELINE_POLICIES
-
-    def read(index, epoch):
-        raw = images.load_one(index)
-        if not augment:
-            return transforms.test_view(raw, policy, size)
-        return transforms.train_view(raw, policy, size,
-                                     transforms.element_seed(seed, epoch, index))
-
-    return read
+def _epoch_params(images: Images, seed: int):
+    """epoch → float32 (N, 5): every image's augmentation in that epoch (zeros without one)."""
+    policy, n = images.view.policy, len(images)
+    if not getattr(images, "is_image", True) or policy not in transforms.PIPELINE_POLICIES:
+        return lambda epoch: np.zeros((n, 5), np.float32)
+    return lambda epoch: transforms.augment_params(policy, seed, epoch, n, images.stored,
+                                                   images.image_size)
 
 
 def _batches(images: Images, epoch_indices, batch_size: int, seed: int, initial_epoch: int):
@@ -69,33 +47,42 @@ def _batches(images: Images, epoch_indices, batch_size: int, seed: int, initial_
     reads `epoch_indices(e)` (int64, in order) cut into batches of `batch_size`, the last of
     an epoch possibly smaller.
 
-    In-RAM collections gather whole batches (one tf.gather each). File collections decode per
-    image in a parallel map that spans the whole epoch, so the decoders never wait at a batch
-    boundary (a per-batch map_fn ran ~2.6x slower than Keras's per-image pipeline)."""
+    In-RAM and disk-cache collections gather whole batches (one gather or one pread loop
+    each). File collections decode per image in a parallel map that spans the whole epoch, so
+    the decoders never wait at a batch boundary (a per-batch map_fn ran ~2.6x slower than
+    Keras's per-image pipeline). Either way the view (float, crop, flip) is applied per batch
+    with each image's precomputed parameters."""
+    view, epoch_params = view_reader(images), _epoch_params(images, seed)
     if images.batched:
-        read = batch_reader(images, seed)
-
         def index_batches():
             epoch = initial_epoch
             while True:
-                order = epoch_indices(epoch)
+                order, params = epoch_indices(epoch), epoch_params(epoch)
                 for start in range(0, len(order), batch_size):
-                    yield order[start : start + batch_size], epoch
+                    chunk = order[start : start + batch_size]
+                    yield chunk, epoch, params[chunk]
                 epoch += 1
 
         # Unknown batch size: one trace serves the short last batch too.
-        spec = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((), tf.int64))
+        spec = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((), tf.int64),
+                tf.TensorSpec((None, 5), tf.float32))
         ds = tf.data.Dataset.from_generator(index_batches, output_signature=spec)
-        return ds.map(lambda i, e: (read(i, e), i, e), num_parallel_calls=tf.data.AUTOTUNE)
-    read = element_reader(images, seed)
+        return ds.map(lambda i, e, p: (view(images.load_batch(i), p), i, e),
+                      num_parallel_calls=tf.data.AUTOTUNE)
+
+    def epoch_order(epoch):
+        order = np.asarray(epoch_indices(int(epoch)), np.int64)
+        return order, epoch_params(int(epoch))[order]
 
     def epoch_batches(epoch):
-        order = tf.numpy_function(lambda e: np.asarray(epoch_indices(int(e)), np.int64),
-                                  [epoch], tf.int64, stateful=False)
+        order, params = tf.numpy_function(epoch_order, [epoch], (tf.int64, tf.float32),
+                                          stateful=False)
         order.set_shape([None])
-        ds = tf.data.Dataset.from_tensor_slices(order)
-        ds = ds.map(lambda i: (read(i, epoch), i), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(batch_size).map(lambda x, i: (x, i, epoch))
+        params.set_shape([None, 5])
+        ds = tf.data.Dataset.from_tensor_slices((order, params))
+        ds = ds.map(lambda i, p: (images.load_one(i), i, p), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size).map(lambda raw, i, p: (view(raw, p), i, epoch),
+                                        num_parallel_calls=tf.data.AUTOTUNE)
 
     return tf.data.Dataset.range(initial_epoch, np.iinfo(np.int64).max).flat_map(epoch_batches)
 

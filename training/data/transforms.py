@@ -1,10 +1,10 @@
-"""Per-image ops inside tf.data: decode, channel conversion, resize, and the seeded
+"""Ops inside tf.data: per image, decode, channel conversion and resize; per batch, the seeded
 augmentations that stay out of the logged model (``augment=crop_flip|resized_crop``).
 
-Every random op is stateless, seeded by (run seed, epoch, image index) through
-``tf.random.experimental.stateless_fold_in``, so an image's crop and flip in epoch e do not
-depend on which worker, thread or resumed process drew it: a resumed run replays the
-uninterrupted one exactly.
+Augmentation is drawn in NumPy per epoch (``augment_params``: image i's crop box and flip in
+epoch e, a function of (seed, e, i) alone) and applied to whole batches (``train_batch``: two
+gathers or one crop_and_resize, and one select), so an image's crop does not depend on which
+worker, thread or resumed process read it, and the graph has no per-image random ops.
 
 Sizes: the model sees ``image_size`` S. The cache holds images at ``stored_size(policy, S)``:
 S itself, except for ``resized_crop``, whose test view is "resize to 256/224·S, center-crop S"
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 # Augmentations applied in tf.data (the others, light/strong, are layers inside the model).
@@ -101,38 +102,78 @@ def test_view(images: tf.Tensor, policy: str, image_size: int) -> tf.Tensor:
     return _center_crop(images, image_size) if stored != image_size else images
 
 
-def element_seed(seed: int, epoch: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-    """The stateless seed (2,) of one image in one epoch: a pure function of the three."""
-    base = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
-    return tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int64))
+# A separate stream from the sampler's `default_rng([seed, epoch])` (training.data.pipeline).
+AUGMENT_STREAM = 0xA06
 
 
-def _crop_flip(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    padded = tf.pad(image, [[CROP_PAD, CROP_PAD], [CROP_PAD, CROP_PAD], [0, 0]])
-    crop = tf.image.stateless_random_crop(padded, [size, size, image.shape[-1]], seed=seeds[0])
-    return tf.image.stateless_random_flip_left_right(crop, seed=seeds[1])
-
-
-def _resized_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seeds[0],
-        area_range=RRC_SCALE, aspect_ratio_range=RRC_RATIO, max_attempts=10,
-        use_image_if_no_bounding_boxes=True, min_object_covered=0.0)
-    crop = tf.slice(image, begin, extent)
-    crop = tf.image.resize(crop, [size, size], method="bilinear")
-    return tf.image.stateless_random_flip_left_right(crop, seed=seeds[1])
-
-
-def train_view(image: tf.Tensor, policy: str, image_size: int, seed: tf.Tensor) -> tf.Tensor:
-    """One training image (h, w, C) → float32 (S, S, C), augmented by `policy` with the
-    stateless `seed` (2,); a policy that is not a pipeline policy gives the test view."""
-    image = to_float(image)
-    stored = stored_size(policy, image_size)
-    image = _resize_float(image, stored)
+def augment_params(policy: str, seed: int, epoch: int, n: int, stored: int,
+                   size: int) -> np.ndarray:
+    """Every image's crop box and flip for one epoch: float32 (n, 5) rows of (top, left,
+    height, width, flip), row i for image i, in pixels of the stored image (crop_flip: of
+    the padded one). A pure function of (seed, epoch): which worker, thread or resumed process
+    reads image i in epoch e, it gets row i. Drawn in NumPy once per epoch (n randoms, ~1 ms
+    per 100k images) so the graph needs no per-image seed ops."""
+    rng = np.random.default_rng([seed, epoch, AUGMENT_STREAM])
+    out = np.zeros((n, 5), np.float32)
     if policy == "crop_flip":
-        return _crop_flip(image, image_size, seed)
-    if policy == "resized_crop":
-        return _resized_crop(image, image_size, seed)
-    return _center_crop(image, image_size) if stored != image_size else image
+        out[:, :2] = rng.integers(0, 2 * CROP_PAD + 1, size=(n, 2))
+        out[:, 2:4] = size
+    elif policy == "resized_crop":
+        out[:, :4] = _rrc_boxes(rng, n, stored)
+    out[:, 4] = rng.random(n) < 0.5
+    return out
+
+
+def _rrc_boxes(rng: np.random.Generator, n: int, side: int, attempts: int = 10) -> np.ndarray:
+    """Szegedy et al.'s random-resized-crop boxes on a side×side image: area a fraction of
+    RRC_SCALE, aspect log-uniform in RRC_RATIO; the first of `attempts` draws that fits, else
+    the whole image (torchvision's scheme, vectorised over images × attempts)."""
+    area = side * side * rng.uniform(*RRC_SCALE, size=(n, attempts))
+    ratio = np.exp(rng.uniform(np.log(RRC_RATIO[0]), np.log(RRC_RATIO[1]), size=(n, attempts)))
+    w = np.round(np.sqrt(area * ratio))
+    h = np.round(np.sqrt(area / ratio))
+    fits = (w >= 1) & (h >= 1) & (w <= side) & (h <= side)
+    first = np.argmax(fits, axis=1)
+    rows = np.arange(n)
+    h = np.where(fits.any(axis=1), h[rows, first], side)
+    w = np.where(fits.any(axis=1), w[rows, first], side)
+    top = np.floor(rng.random(n) * (side - h + 1))
+    left = np.floor(rng.random(n) * (side - w + 1))
+    return np.stack([top, left, h, w], axis=1)
+
+
+def _crop_flip(images: tf.Tensor, size: int, params: tf.Tensor) -> tf.Tensor:
+    """(B, S, S, C) → pad 4, crop S×S at each row's (top, left): two batched gathers, no
+    per-image ops."""
+    padded = tf.pad(images, [[0, 0], [CROP_PAD, CROP_PAD], [CROP_PAD, CROP_PAD], [0, 0]])
+    offsets = tf.cast(params[:, :2], tf.int32)
+    steps = tf.range(size, dtype=tf.int32)
+    rows = offsets[:, :1] + steps  # (B, S)
+    cols = offsets[:, 1:2] + steps
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
+def _resized_crop(images: tf.Tensor, size: int, params: tf.Tensor) -> tf.Tensor:
+    """(B, H, H, C) → each row's box resized to S×S, bilinear, in one crop_and_resize (its
+    samples span the box's first to last pixel centre)."""
+    last = tf.cast(tf.shape(images)[1] - 1, tf.float32)
+    top, left, height, width = (params[:, k] for k in range(4))
+    boxes = tf.stack([top, left, top + height - 1, left + width - 1], axis=1) / last
+    index = tf.range(tf.shape(images)[0], dtype=tf.int32)
+    return tf.image.crop_and_resize(images, boxes, index, [size, size], method="bilinear")
+
+
+def train_batch(images: tf.Tensor, policy: str, image_size: int, params: tf.Tensor) -> tf.Tensor:
+    """A training batch (B, h, w, C) → float32 (B, S, S, C), augmented by `policy` with each
+    image's row of `augment_params` (B, 5); a policy that is not a pipeline policy gives the
+    test view."""
+    if policy not in PIPELINE_POLICIES:
+        return test_view(images, policy, image_size)
+    images = _resize_float(to_float(images), stored_size(policy, image_size))
+    if policy == "crop_flip":
+        images = _crop_flip(images, image_size, params)
+    else:
+        images = _resized_crop(images, image_size, params)
+    flip = params[:, 4:5, None, None] > 0.5
+    return tf.where(flip, tf.reverse(images, axis=[2]), images)
