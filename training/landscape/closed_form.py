@@ -16,6 +16,12 @@ block is the essay's ``2XᵀX/n + 2λI``, every eigenvalue moved up by ``2λ``, 
 the eigenvalue 2. On diabetes the kernel block's eigenvalues span 0.017 … 8.05, so 2 lies
 inside and the condition number of ``H`` is the kernel block's ``(μ_max + 2λ)/(μ_min + 2λ)``.
 On other rows (a subset, the val split) ``Xᵀ1 ≠ 0`` and the formula with ``Z`` still holds.
+
+losslab's ``target_scale=true`` (the default) puts a ``Rescaling`` after the Dense layer,
+``ŷ = s·(Zθ) + c`` with ``s`` the training targets' scale, and the loss stays in target units:
+``H = 2 s² ZᵀZ/n + 2λD``. The ridge then acts like ``λ/s²`` on the standardised problem
+(diabetes: ``s`` ≈ 60, so ``λ = 0.1`` barely moves the spectrum); the essay's matrix is the
+``target_scale=false`` model's, which the ridge table trains.
 """
 
 from __future__ import annotations
@@ -32,15 +38,17 @@ def design_matrix(features: np.ndarray, *, bias: bool = True) -> np.ndarray:
     return np.hstack([x, np.ones((len(x), 1))]) if bias else x
 
 
-def linear_mse_hessian(features: np.ndarray, l2: float = 0.0, *, bias: bool = True) -> np.ndarray:
-    """``2 ZᵀZ/n + 2λ D`` with ``D`` = 1 on the kernel's coordinates, 0 on the bias's."""
+def linear_mse_hessian(features: np.ndarray, l2: float = 0.0, *, bias: bool = True,
+                       scale: float = 1.0) -> np.ndarray:
+    """``2 s² ZᵀZ/n + 2λ D`` with ``D`` = 1 on the kernel's coordinates, 0 on the bias's;
+    ``s``: the output scale of ``ŷ = s·(Zθ) + c`` (1: the plain linear model)."""
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0, got {l2}")
     z = design_matrix(features, bias=bias)
     penalty = np.ones(z.shape[1])
     if bias:
         penalty[-1] = 0.0
-    return 2.0 * z.T @ z / len(z) + 2.0 * l2 * np.diag(penalty)
+    return 2.0 * scale**2 * z.T @ z / len(z) + 2.0 * l2 * np.diag(penalty)
 
 
 def condition_number(eigenvalues: np.ndarray) -> float:
@@ -50,14 +58,24 @@ def condition_number(eigenvalues: np.ndarray) -> float:
     return float(values.max() / low) if low > 0 else float("inf")
 
 
-def linear_head(model: keras.Model) -> tuple[keras.Model, keras.layers.Dense]:
-    """(inputs → the last Dense layer's input, that layer) of a linear model.
+def linear_head(model: keras.Model) -> tuple[keras.Model, keras.layers.Dense, float]:
+    """(inputs → the Dense layer's input, that layer, the output scale ``s``) of a linear model.
 
-    ValueError unless the model ends in a one-output Dense layer without activation and its
-    only trainable variables are that layer's kernel and bias: then its loss under MSE is the
-    quadratic of this module, and ``HessianOfLoss``'s coordinates are ``[w, b]``.
+    The model ends in a one-output Dense layer without activation, optionally followed by a
+    scalar ``Rescaling`` (losslab's ``target_scale=true``: ``ŷ = s·(Zθ) + c``, so the loss in
+    target units has the Hessian ``2 s² ZᵀZ/n + 2λD``; ``s = 1`` without it). ValueError
+    otherwise, or when anything but that Dense layer has trainable variables: then the MSE is
+    not the quadratic of this module, or ``HessianOfLoss``'s coordinates are not ``[w, b]``.
     """
-    last = model.layers[-1]
+    layers = list(model.layers)
+    scale = 1.0
+    if isinstance(layers[-1], keras.layers.Rescaling):
+        value = np.asarray(layers[-1].scale, np.float64)
+        if value.size != 1:
+            raise ValueError(f"a linear model's output Rescaling has one scale, got {value}")
+        scale = float(value.ravel()[0])
+        layers = layers[:-1]
+    last = layers[-1]
     if not isinstance(last, keras.layers.Dense) or last.units != 1:
         raise ValueError(f"a linear model ends in Dense(1), got {type(last).__name__}")
     if keras.activations.serialize(last.activation) != "linear":
@@ -67,18 +85,18 @@ def linear_head(model: keras.Model) -> tuple[keras.Model, keras.layers.Dense]:
         names = [v.path for v in model.trainable_variables]
         raise ValueError(f"a linear model trains only its last Dense layer, got {names}")
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, last.input), last
+    return keras.Model(inputs, last.input), last, scale
 
 
 def features_of(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndarray:
     """The ``(n, d)`` float64 features the linear head sees (after the model's Normalization)."""
-    trunk, _ = linear_head(model)
+    trunk, _, _ = linear_head(model)
     parts = [np.asarray(keras.ops.convert_to_numpy(trunk(x[i : i + batch], training=False)))
              for i in range(0, len(x), batch)]
     return np.concatenate(parts).astype(np.float64)
 
 
 def closed_form_of_model(model: keras.Model, x: np.ndarray, l2: float) -> np.ndarray:
-    """``linear_mse_hessian`` of the rows ``x`` as the model sees them (bias if it has one)."""
-    _, head = linear_head(model)
-    return linear_mse_hessian(features_of(model, x), l2, bias=head.use_bias)
+    """``2 s² ZᵀZ/n + 2λD`` of the rows ``x`` as the model sees them (``linear_head``)."""
+    _, head, scale = linear_head(model)
+    return linear_mse_hessian(features_of(model, x), l2, bias=head.use_bias, scale=scale)

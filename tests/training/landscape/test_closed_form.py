@@ -44,6 +44,9 @@ def test_closed_form_hand_value_and_loop():
     for l2 in (0.0, 0.01, 0.3):
         np.testing.assert_allclose(linear_mse_hessian(x, l2), loop_hessian(x, l2), rtol=1e-12)
     np.testing.assert_allclose(linear_mse_hessian(x, 0.3, bias=False), loop_hessian(x, 0.3)[:3, :3])
+    # an output scale s multiplies the data term by s², not the ridge
+    scaled = loop_hessian(x, 0.0) * 4.0 + 2 * 0.3 * np.diag([1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(linear_mse_hessian(x, 0.3, scale=2.0), scaled, rtol=1e-12)
     assert condition_number([0.5, 2.0, 4.0]) == 8.0
     assert condition_number([0.0, 1.0]) == float("inf")
     with pytest.raises(ValueError, match="l2 must be >= 0"):
@@ -63,25 +66,29 @@ def diabetes_train():
     return x[order].astype("float32"), y[order].astype("float32")
 
 
-def linear_model(x_train, l2, seed=0):
+def linear_model(x_train, l2, scale=None, seed=0):
+    """Normalization → Dense(1) (+ ridge) [→ Rescaling(scale, 150): target_scale's layer]."""
     keras.utils.set_random_seed(seed)
     norm = keras.layers.Normalization()
     norm.adapt(x_train)
     reg = keras.regularizers.L2(l2) if l2 else None
-    return keras.Sequential([keras.Input((x_train.shape[1],)), norm,
-                             keras.layers.Dense(1, kernel_regularizer=reg)])
+    layers = [keras.Input((x_train.shape[1],)), norm, keras.layers.Dense(1, kernel_regularizer=reg)]
+    if scale is not None:
+        layers.append(keras.layers.Rescaling(scale, 150.0))
+    return keras.Sequential(layers)
 
 
-@pytest.mark.parametrize("l2", [0.0, 0.1])
-def test_curvature_measures_equal_the_closed_form_on_diabetes(diabetes_train, l2):
+@pytest.mark.parametrize("l2, scale", [(0.0, None), (0.1, None), (0.1, 3.0)])
+def test_curvature_measures_equal_the_closed_form_on_diabetes(diabetes_train, l2, scale):
     x, y = diabetes_train
-    model = linear_model(x, l2)
+    model = linear_model(x, l2, scale)
     expected = closed_form_of_model(model, x, l2)
     z = features_of(model, x)
-    # standardised on these rows: the bias decouples with eigenvalue 2, the kernel block is
-    # the essay's 2XᵀX/n + 2λI
-    np.testing.assert_allclose(expected[:10, :10], 2 * z.T @ z / len(z) + 2 * l2 * np.eye(10))
-    np.testing.assert_allclose(expected[-1], np.r_[np.zeros(10), 2.0], atol=1e-5)
+    s2 = 1.0 if scale is None else scale**2
+    # standardised on these rows: the bias decouples with eigenvalue 2 s², the kernel block is
+    # the essay's 2XᵀX/n + 2λI (times s² on the data term under an output scale)
+    np.testing.assert_allclose(expected[:10, :10], 2 * s2 * z.T @ z / len(z) + 2 * l2 * np.eye(10))
+    np.testing.assert_allclose(expected[-1], np.r_[np.zeros(10), 2.0 * s2], atol=1e-4)
     eig = np.linalg.eigvalsh(expected)
     got = measure(model, "mse", x, y, probes=64)
     assert got["dim"] == 11
@@ -94,7 +101,7 @@ def test_curvature_measures_equal_the_closed_form_on_diabetes(diabetes_train, l2
     assert abs(got["trace_hutchinson"] - np.trace(expected)) < 4 * got["trace_stderr"]
     assert got["trace_stderr"] / np.trace(expected) > 0.01  # why the exact trace is needed
     # and the ridge moves every kernel eigenvalue up by 2λ: the condition number falls
-    if l2:
+    if l2:  # (the same model's data term: λ = 0)
         plain = np.linalg.eigvalsh(closed_form_of_model(model, x, 0.0)[:10, :10])
         np.testing.assert_allclose(np.linalg.eigvalsh(expected[:10, :10]), plain + 2 * l2)
 
@@ -104,6 +111,10 @@ def test_a_model_that_is_not_linear_is_named(diabetes_train):
     deep = keras.Sequential([keras.Input((10,)), keras.layers.Dense(4), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="trains only its last Dense layer"):
         linear_head(deep)
+    two_scales = keras.Sequential([keras.Input((10,)), keras.layers.Dense(1),
+                                   keras.layers.Rescaling([1.0, 2.0])])
+    with pytest.raises(ValueError, match="one scale"):
+        linear_head(two_scales)
     relu = keras.Sequential([keras.Input((10,)), keras.layers.Dense(1, activation="relu")])
     with pytest.raises(ValueError, match="activation relu"):
         linear_head(relu)
