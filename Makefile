@@ -146,6 +146,7 @@ lint: $(STAMP_DEV) ## Lint with ruff
 
 bench: $(STAMP_RUN) ## Benchmarks: losses vs references, training throughput (medians, ratios)
 	$(PY) -m benchmarks.losses
+	$(PY) -m benchmarks.regression_losses
 	$(PY) -m benchmarks.train
 	$(PY) -m benchmarks.backbones
 	$(PY) -m benchmarks.retrieval
