@@ -98,8 +98,9 @@ def _run_note(exc: BaseException, resumable: bool) -> str:
 def _gc_phase(phase: str, info) -> None:
     _in_gc[:] = [phase == "start"]
     if phase == "stop" and _deferred:
-        _deferred.clear()
-        signal.raise_signal(signal.SIGTERM)  # handled at the next line outside the collection
+        # Not raised here (this callback is inside the collection too): SIGALRM in 50 ms
+        # runs `_raise_killed` again, in whatever ordinary code the main thread is in then.
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
 
 
 def _raise_killed(signum, frame):
@@ -112,6 +113,10 @@ def _raise_killed(signum, frame):
     swallows the exception ("Exception ignored in") halfway through the library's bookkeeping;
     a worker signalled there was seen alive 60 s later, its exit stuck in a garbage
     collection. The signal is raised again once the collection ends."""
+    if signum == signal.SIGALRM:  # the deferred SIGTERM (see `_gc_phase`)
+        if not _deferred:
+            return
+        signum = _deferred.pop()
     if _in_gc and _in_gc[0]:
         _deferred.append(signum)
         return
@@ -153,6 +158,7 @@ def run_cli(
         return EXIT_OK
     debug = os.environ.get("DEBUG", "") not in ("", "0")
     previous = signal.signal(signal.SIGTERM, _raise_killed)  # SIGTERM → KILLED, like Ctrl-C
+    previous_alarm = signal.signal(signal.SIGALRM, _raise_killed)
     if _gc_phase not in gc.callbacks:
         gc.callbacks.append(_gc_phase)
     try:
@@ -189,6 +195,8 @@ def run_cli(
         return EXIT_FAILED
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_alarm)
         for timer in _deadline:
             timer.cancel()
         _deadline.clear()

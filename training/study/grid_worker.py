@@ -152,36 +152,52 @@ def run_cells(settings: CompareSettings, study: optuna.Study, parent_id: str,
     while True:
         if stop_requested():  # a SIGTERM whose RunKilled a library swallowed
             raise RunKilled("SIGTERM")
-        claimed = grid.claim(study)
-        if claimed is None:
-            if not grid.reap(study, cells):  # cells of dead workers are free again
-                return done
-            continue
-        trial, key = claimed
-        cell = by_key[key]
-        best = tuned.get((cell.dataset, cell.variant), {})
-        if best is None:  # its study failed: the cell fails here, reruns next time
+        claimed = None
+        try:
+            with grid.signals_deferred():  # a claim is never left half made
+                claimed = grid.claim(study)
+            if claimed is None:
+                if not grid.reap(study, cells):  # cells of dead workers are free again
+                    return done
+                continue
+            trial, key = claimed
+            done += _run_cell(settings, study, parent_id, by_key[key], trial, tuned, sweeps,
+                              failures, train, keras)
+        except BaseException:
+            if claimed is not None:  # its cell is free again for the next run
+                with grid.signals_deferred(), contextlib.suppress(Exception):
+                    study.tell(claimed[0], state=TrialState.FAIL, skip_if_finished=True)
+            raise
+
+
+def _run_cell(settings, study, parent_id, cell, trial, tuned, sweeps, failures, train,
+              keras) -> int:
+    """The claimed cell's run → 1 if it trained here (0: failed, adopted or not tunable)."""
+    best = tuned.get((cell.dataset, cell.variant), {})
+    if best is None:  # its study failed: the cell fails here, reruns next time
+        with grid.signals_deferred():
             study.tell(trial, state=TrialState.FAIL)
-            continue
-        if (run_id := _finished_run(parent_id, key)) is not None:
+        return 0
+    if (run_id := _finished_run(parent_id, cell.key)) is not None:
+        with grid.signals_deferred():
             trial.set_user_attr(RUN_ATTR, run_id)
             study.tell(trial, 0.0)
-            continue
-        config = tuning.apply_params(cell.config, best) if best else cell.config
-        states = grid.states(study, cells)
-        print(f"\n=== {cell.variant}, seed {cell.seed} on {cell.dataset} "
-              f"[{len(states['done']) + 1}/{len(cells)} cells] ===", flush=True)
-        keras.utils.clear_session()  # drop the previous model's graph and memory
-        result = _train_cell(train, config, parent_id, cell, trial, study, sweeps)
-        if isinstance(result, BaseException):
-            print(f"run {cell.variant} seed {cell.seed} failed: {type(result).__name__}: "
-                  f"{result}", file=sys.stderr, flush=True)
-            failures.append((cell.variant, cell.seed, result))
+        return 0
+    config = tuning.apply_params(cell.config, best) if best else cell.config
+    print(f"\n=== {cell.variant}, seed {cell.seed} on {cell.dataset} ===", flush=True)
+    keras.utils.clear_session()  # drop the previous model's graph and memory
+    result = _train_cell(train, config, parent_id, cell, trial, study, sweeps)
+    if isinstance(result, BaseException):
+        print(f"run {cell.variant} seed {cell.seed} failed: {type(result).__name__}: "
+              f"{result}", file=sys.stderr, flush=True)
+        failures.append((cell.variant, cell.seed, result))
+        with grid.signals_deferred():
             study.tell(trial, state=TrialState.FAIL)
-            continue
+        return 0
+    with grid.signals_deferred():
         trial.set_user_attr(RUN_ATTR, result)
         study.tell(trial, 0.0)
-        done += 1
+    return 1
 
 
 def _train_cell(train, config, parent_id: str, cell: grid.Cell, trial: optuna.Trial,
@@ -198,7 +214,7 @@ def _train_cell(train, config, parent_id: str, cell: grid.Cell, trial: optuna.Tr
             except (KeyboardInterrupt, RunKilled) as exc:
                 raise _Stopped(exc) from exc
     except _Stopped as stopped:
-        with contextlib.suppress(Exception):
+        with grid.signals_deferred(), contextlib.suppress(Exception):
             study.tell(trial, state=TrialState.FAIL)
         raise stopped.original from None
     except Exception as exc:  # noqa: BLE001 (recorded, reported, the others go on)

@@ -1,0 +1,115 @@
+"""Tiny real compares on the grid (digits, ce and focal, 1 seed, 1 epoch): two commands
+started at the same instant on a new store, `workers=2`, and one worker give the same cells
+the same test metrics, each cell once; a failed cell reruns alone on the same command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from training.run import trainer
+from training.study import compare as compare_module
+from training.study.compare_parse import parse_settings
+from training.study.grid_worker import CELL_TAG
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+WORDS = ["losses=ce,focal", "seeds=1", "epochs=1", "batch_size=32"]
+
+
+@pytest.fixture(autouse=True)
+def _no_storage_from_the_environment(monkeypatch):
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def _cells(uri: str) -> dict[str, dict]:
+    """cell key → test metrics of its FINISHED run; asserts one FINISHED run per cell and no
+    run left RUNNING anywhere in the store."""
+    client = mlflow.MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments)
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    finished = [r for r in runs if r.info.status == "FINISHED" and CELL_TAG in r.data.tags]
+    keys = [r.data.tags[CELL_TAG] for r in finished]
+    assert len(keys) == len(set(keys)), keys  # never counted twice
+    return {r.data.tags[CELL_TAG]: {k: v for k, v in r.data.metrics.items()
+                                    if k.startswith("test/")} for r in finished}
+
+
+@pytest.mark.slow
+def test_two_commands_on_a_new_store_and_one_worker_give_the_same_cells(tmp_path,
+                                                                        monkeypatch):
+    # Two launchers at the same instant on a store that does not exist yet: the schema, the
+    # grid's study and the parent run are each made once; the cells are shared.
+    shared = tmp_path / "two"
+    shared.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{shared / 'mlflow.db'}",
+           "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    command = [sys.executable, "-m", "training.compare", *WORDS,
+               f"checkpoint_dir={shared / 'ck'}"]
+    procs = [subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    two = _cells(env["MLFLOW_TRACKING_URI"])
+    parents = {line.split()[2] for o in outputs for line in o.splitlines()
+               if line.startswith("parent run ")}
+    assert len(parents) == 1  # one compare
+
+    one_dir = tmp_path / "one"
+    one_dir.mkdir()
+    uri = f"sqlite:///{one_dir / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    mlflow.set_tracking_uri(uri)
+    monkeypatch.chdir(one_dir)
+    settings = parse_settings([*WORDS, f"checkpoint_dir={one_dir / 'ck'}"])
+    report = compare_module.compare(settings)
+    one = _cells(uri)
+    assert sorted(one) == sorted(two) == ["digits|ce|0", "digits|focal|0"]
+    for key, metrics in one.items():
+        assert metrics and metrics == pytest.approx(two[key], abs=0, rel=0), key
+    assert report.parent_id not in parents
+
+
+@pytest.mark.slow
+def test_workers_2_fills_the_grid_and_a_rerun_runs_only_the_failed_cell(
+        mlflow_store, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO_ROOT)  # the workers run `python -m training.compare` from here
+    words = [*WORDS, f"checkpoint_dir={tmp_path / 'ck'}"]
+    assert compare_module.main([*words, "workers=2"]) == 0
+    out = capsys.readouterr().out
+    assert "[worker 0]" in out and "[worker 1]" in out
+    cells = _cells(mlflow_store)
+    assert sorted(cells) == ["digits|ce|0", "digits|focal|0"]
+
+    # A new compare (seeds=2) whose focal seed 1 fails once: exit 1, then the same command
+    # runs that cell alone, and the report counts every seed.
+    real, calls = trainer.train, []
+
+    def failing_once(config, **kwargs):
+        calls.append((config.loss, config.seed))
+        if (config.loss, config.seed) == ("focal", 1) and calls.count(("focal", 1)) == 1:
+            raise RuntimeError("disk on fire")
+        return real(config, **kwargs)
+
+    monkeypatch.setattr(trainer, "train", failing_once)
+    two_seeds = [w for w in words if not w.startswith("seeds=")] + ["seeds=2"]
+    assert compare_module.main(two_seeds) == 1
+    assert "1 of 4 cells failed" in capsys.readouterr().err
+    calls.clear()
+    assert compare_module.main(two_seeds) == 0
+    assert calls == [("focal", 1)]
+    out = capsys.readouterr().out
+    parent = out.split("parent run ", 1)[1].split()[0]
+    runs = mlflow.MlflowClient(mlflow_store).search_runs(
+        [mlflow.get_experiment_by_name("compare-digits").experiment_id],
+        f"tags.mlflow.parentRunId = '{parent}'")
+    seeds = [r for r in runs if CELL_TAG in r.data.tags]
+    assert sorted(r.info.status for r in seeds) == ["FINISHED"] * 4
+    assert "n = 2" in out or "(n = 2)" in out

@@ -1,0 +1,106 @@
+"""A SIGTERM to a compare worker at 20 moments of its life (importing, opening the store and
+the grid, building, tracing, training, evaluating, logging, reporting): it ends within 10 s,
+exit 143 (or 0 when it had finished), and leaves no MLflow run RUNNING and no cell RUNNING.
+
+Each case is a fresh process on a new store (TensorFlow's import is most of its CPU), so the
+file is slow: `pytest -m slow tests/training/study/test_worker_signals.py`."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+import weakref
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from training import cli
+from training.errors import RunKilled
+from training.study import grid
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+# Seconds after the start: 0.5 s (importing) to 29 s (a 2-epoch digits run and its report end
+# around 20-40 s on 2 busy cores).
+DELAYS = [0.5 + 1.5 * i for i in range(20)]
+EXIT_WITHIN_S = 10.0
+
+
+class _Cycle:
+    pass
+
+
+def test_a_sigterm_inside_a_garbage_collection_is_raised_after_it():
+    """The hang's cause: the handler ran inside a weakref callback of a collection (under
+    TensorFlow's `_pywrap_utils.Flatten`), where Python swallows the exception ("Exception
+    ignored in"). Now it is raised in the ordinary code that follows."""
+    caught = []
+
+    def body(_):
+        obj = _Cycle()
+        obj.self = obj  # freed only by the collector
+
+        def callback(ref):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000):  # the handler runs here, inside the collection
+                pass
+
+        ref = weakref.ref(obj, callback)  # noqa: F841 (kept alive until the collection)
+        del obj
+        gc.collect()
+        try:
+            time.sleep(2)
+        except RunKilled:
+            caught.append("after the collection")
+            raise
+
+    assert cli.run_cli(body, [], resolve=lambda argv: None, show=lambda s: "x") == 143
+    assert caught == ["after the collection"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", DELAYS)
+def test_a_sigterm_at_any_moment_ends_the_worker_within_10_s(delay, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "OPTUNA_STORAGE"}
+    env.update(MLFLOW_TRACKING_URI=uri, PYTHONFAULTHANDLER="1")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "training.compare", "losses=ce", "seeds=1", "epochs=2",
+         "batch_size=32", f"checkpoint_dir={tmp_path / 'ck'}"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(delay)
+        alive = worker.poll() is None
+        signalled = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            output = worker.communicate(timeout=EXIT_WITHIN_S)[0]
+        except subprocess.TimeoutExpired:
+            worker.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            output = worker.communicate(timeout=30)[0]
+            pytest.fail(f"alive {EXIT_WITHIN_S:.0f} s after SIGTERM at {delay} s:\n"
+                        f"{output[-6000:]}")
+        took = time.monotonic() - signalled
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode in ((143,) if alive else (0, 143)), output[-3000:]
+    assert took < EXIT_WITHIN_S
+    if (tmp_path / "mlflow.db").exists():
+        client = mlflow.MlflowClient(uri)
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        running = [r.info.run_name for r in client.search_runs(experiments)
+                   if r.info.status == "RUNNING"]
+        assert running == [], output[-3000:]
+    journal = tmp_path / "optuna.journal"
+    if journal.exists():
+        storage = grid.open_storage(str(journal))
+        for summary in optuna.get_all_study_summaries(storage):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            assert not study.get_trials(states=(TrialState.RUNNING,)), output[-3000:]
