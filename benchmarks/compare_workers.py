@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     same = metrics(one) == metrics(two) and len(one) == len(two) > 0
     first = one[0].info.start_time / 1000 - launched
-    gaps = [(b.info.start_time - a.info.end_time) / 1000 for a, b in zip(one, one[1:])]
+    gaps = [(b.info.start_time - a.info.end_time) / 1000 for a, b in zip(one[:-1], one[1:], strict=True)]
     print(f"\ncells: {len(one)} (workers=1), {len(two)} (workers=2); per-cell test metrics "
           f"{'identical' if same else 'DIFFER'}")
     ratio = wall2 / wall1
