@@ -152,6 +152,7 @@ bench: $(STAMP_RUN) ## Benchmarks: losses vs references, training throughput (me
 	$(PY) -m benchmarks.retrieval
 	$(PY) -m benchmarks.mining
 	$(PY) -m benchmarks.data
+	$(PY) -m benchmarks.compare_workers
 
 # One worker process: a local UI has one user, and starts in about half the time of four.
 ui: $(STAMP_RUN) ## MLflow UI on HOST:PORT (default 127.0.0.1:5000) over the default store
