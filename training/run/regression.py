@@ -11,6 +11,7 @@ figures. Sample weights (weight=COLUMN) weight the loss and every metric.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -83,7 +84,7 @@ def log_data(splits, contexts: tuple[str, ...]) -> None:
             warnings.simplefilter("ignore", UserWarning)  # MLflow's source-type guess
             dataset = mlflow.data.from_numpy(features if features is not None else y,
                                              targets=y, name=f"{splits.name}:{context}",
-                                             source=tracking._source(splits.name))
+                                             source=_source(splits.name))
         tags = {"examples": str(len(y)), "target_mean": f"{float(np.mean(y)):.6g}",
                 "target_std": f"{float(np.std(y)):.6g}",
                 "weighted": str(getattr(splits, f"w_{context}") is not None).lower()}
@@ -95,6 +96,16 @@ def log_data(splits, contexts: tuple[str, ...]) -> None:
     tracking.log_metrics({"data/dropped_rows": splits.dropped_rows}, step=0)
     if splits.feature_names:
         mlflow.log_text("\n".join(splits.feature_names) + "\n", "data/features.txt")
+
+
+def _source(name: str) -> str:
+    """Where a regression dataset came from: a table's file, scikit-learn's page, else as
+    the classification sources say (list:, module:function)."""
+    if name.startswith("csv:"):
+        return str(Path(name[4:]).expanduser().resolve())
+    if name == "diabetes":
+        return "https://scikit-learn.org/stable/datasets/toy_dataset.html#diabetes-dataset"
+    return tracking._source(name)
 
 
 def input_settings(splits) -> dict:
