@@ -26,6 +26,8 @@ losslab's ``target_scale=true`` (the default) puts a ``Rescaling`` after the Den
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -58,8 +60,18 @@ def condition_number(eigenvalues: np.ndarray) -> float:
     return float(values.max() / low) if low > 0 else float("inf")
 
 
-def linear_head(model: keras.Model) -> tuple[keras.Model, keras.layers.Dense, float]:
-    """(inputs → the Dense layer's input, that layer, the output scale ``s``) of a linear model.
+@dataclasses.dataclass(frozen=True)
+class LinearHead:
+    """A linear model ``ŷ = scale · (trunk(x) · w + b) + offset`` read off its layers."""
+
+    trunk: keras.Model  # inputs → the Dense layer's input (the standardised features)
+    dense: keras.layers.Dense
+    scale: float  # 1 and 0 without an output Rescaling
+    offset: float
+
+
+def linear_head(model: keras.Model) -> LinearHead:
+    """The ``LinearHead`` of a linear model.
 
     The model ends in a one-output Dense layer without activation, optionally followed by a
     scalar ``Rescaling`` (losslab's ``target_scale=true``: ``ŷ = s·(Zθ) + c``, so the loss in
@@ -68,12 +80,13 @@ def linear_head(model: keras.Model) -> tuple[keras.Model, keras.layers.Dense, fl
     not the quadratic of this module, or ``HessianOfLoss``'s coordinates are not ``[w, b]``.
     """
     layers = list(model.layers)
-    scale = 1.0
+    scale, offset = 1.0, 0.0
     if isinstance(layers[-1], keras.layers.Rescaling):
         value = np.asarray(layers[-1].scale, np.float64)
-        if value.size != 1:
+        shift = np.asarray(layers[-1].offset, np.float64)
+        if value.size != 1 or shift.size != 1:
             raise ValueError(f"a linear model's output Rescaling has one scale, got {value}")
-        scale = float(value.ravel()[0])
+        scale, offset = float(value.ravel()[0]), float(shift.ravel()[0])
         layers = layers[:-1]
     last = layers[-1]
     if not isinstance(last, keras.layers.Dense) or last.units != 1:
@@ -85,12 +98,12 @@ def linear_head(model: keras.Model) -> tuple[keras.Model, keras.layers.Dense, fl
         names = [v.path for v in model.trainable_variables]
         raise ValueError(f"a linear model trains only its last Dense layer, got {names}")
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, last.input), last, scale
+    return LinearHead(keras.Model(inputs, last.input), last, scale, offset)
 
 
 def features_of(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndarray:
     """The ``(n, d)`` float64 features the linear head sees (after the model's Normalization)."""
-    trunk, _, _ = linear_head(model)
+    trunk = linear_head(model).trunk
     parts = [np.asarray(keras.ops.convert_to_numpy(trunk(x[i : i + batch], training=False)))
              for i in range(0, len(x), batch)]
     return np.concatenate(parts).astype(np.float64)
@@ -98,5 +111,6 @@ def features_of(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndar
 
 def closed_form_of_model(model: keras.Model, x: np.ndarray, l2: float) -> np.ndarray:
     """``2 s² ZᵀZ/n + 2λD`` of the rows ``x`` as the model sees them (``linear_head``)."""
-    _, head, scale = linear_head(model)
-    return linear_mse_hessian(features_of(model, x), l2, bias=head.use_bias, scale=scale)
+    head = linear_head(model)
+    return linear_mse_hessian(features_of(model, x), l2, bias=head.dense.use_bias,
+                              scale=head.scale)
