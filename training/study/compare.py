@@ -56,7 +56,7 @@ from training.cli import run_cli
 from training.config import Config
 from training.help import compare_help
 from training.study import grid, grid_settings
-from training.study.compare_parse import OWN_KEYS_HELP, parse_settings
+from training.study.compare_parse import OWN_KEYS_HELP, parse_settings, resolve_resume
 from training.study.compare_settings import (
     ARGV_TAG,
     CompareSettings,
@@ -93,6 +93,7 @@ def compare(settings: CompareSettings):
     from training.run import checkpoint, tracking  # noqa: PLC0415
     from training.study.report import build_report, publish  # noqa: PLC0415
 
+    settings = resolve_resume(settings)  # resume=<parent>: its own settings
     cells = cell_list(settings, child_configs)
     checkpoint.check_root(cells[0].config.checkpoint_dir)  # exit 2 before the parent exists
     location = storage_location()
@@ -192,14 +193,18 @@ def compare_help_text(argv: list[str]) -> str:
     return compare_help(argv, OWN_KEYS_HELP)
 
 
+def _show(s: CompareSettings) -> str:
+    if s.resume and not s.argv:
+        return f"continuing compare {s.resume} (its own settings)"
+    return (f"compare on {', '.join(s.dataset_list())}: "
+            f"{', '.join(v.name for v in variants(s))} × {s.seeds} seeds, {s.epochs} epochs"
+            + (f"; tuned: {tuned_description(s)}" if s.tune else "")
+            + (f"; {s.workers} workers" if s.workers != "1" else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_cli(compare, sys.argv[1:] if argv is None else argv, resolve=parse_settings,
-                   help_text=compare_help_text,
-                   show=lambda s: f"compare on {', '.join(s.dataset_list())}: "
-                                  f"{', '.join(v.name for v in variants(s))} × {s.seeds} seeds, "
-                                  f"{s.epochs} epochs"
-                                  + (f"; tuned: {tuned_description(s)}" if s.tune else "")
-                                  + (f"; {s.workers} workers" if s.workers != "1" else ""))
+                   help_text=compare_help_text, show=_show)
 
 
 if __name__ == "__main__":

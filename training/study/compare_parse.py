@@ -175,11 +175,20 @@ OWN_KEYS_HELP = [
 
 
 def _resumed(run_id: str, workers: str, argv: list[str]) -> CompareSettings:
-    """`resume=<parent id>`: the parent's own words again (its settings, its grid)."""
+    """`resume=<parent id>` (with `workers=` at most): a placeholder that `resolve_resume`
+    fills from the parent run when the compare starts (the parser reads no store)."""
     extra = [w for w in argv if pairs([w], COMPARE_KEYS)[0][0] not in ("workers", "resume")]
     if extra:
         raise ConfigError(f"resume={run_id} takes the compare's settings from its parent run; "
                           f"drop {' '.join(extra)} (only workers= may be given with it)")
-    words = grid_settings.parent_argv(run_id, ARGV_TAG)
-    settings = parse_settings([*words, f"workers={workers}"])
-    return dataclasses.replace(settings, resume=run_id)
+    return CompareSettings(resume=run_id, workers=grid_settings.parse_workers(workers))
+
+
+def resolve_resume(settings: CompareSettings) -> CompareSettings:
+    """The placeholder of `resume=<parent>` → the parent's own settings (its words again),
+    with this line's workers; other settings are returned as they are."""
+    if not settings.resume or settings.argv:
+        return settings
+    words = grid_settings.parent_argv(settings.resume, ARGV_TAG)
+    parsed = parse_settings([*words, f"workers={settings.workers}"])
+    return dataclasses.replace(parsed, resume=settings.resume)
