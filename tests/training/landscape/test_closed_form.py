@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 
+from training.config import parse_overrides
 from training.landscape.closed_form import (
     closed_form_of_model,
     condition_number,
@@ -22,6 +23,7 @@ from training.landscape.closed_form import (
     linear_mse_hessian,
 )
 from training.landscape.small_hessian import dense_hessian, measure
+from training.run.builders import build_loss, build_model, build_splits
 
 
 def loop_hessian(x, l2):
@@ -118,3 +120,21 @@ def test_a_model_that_is_not_linear_is_named(diabetes_train):
     relu = keras.Sequential([keras.Input((10,)), keras.layers.Dense(1, activation="relu")])
     with pytest.raises(ValueError, match="activation relu"):
         linear_head(relu)
+
+
+@pytest.mark.parametrize("target_scale", [True, False])
+def test_the_projects_linear_model_on_diabetes(target_scale):
+    # The model the trainer builds (Normalization → linear backbone → Dense [→ Rescaling]) on
+    # the project's diabetes training split, measured at its initial weights (H is constant).
+    config = parse_overrides(["dataset=diabetes", "model=linear", "loss=mse", "l2=0.01",
+                              f"target_scale={str(target_scale).lower()}"])
+    splits = build_splits(config)
+    model = build_model(config, splits.x_train.shape[1:], splits.num_classes, splits)
+    head = linear_head(model)
+    assert (head.scale != 1.0) == target_scale
+    expected = np.linalg.eigvalsh(closed_form_of_model(model, splits.x_train, 0.01))
+    loss_fn = build_loss(config, splits.y_train, splits.num_classes)
+    got = measure(model, loss_fn, splits.x_train, splits.y_train, probes=8)
+    assert got["top"] == pytest.approx(expected[-1], rel=0.01)
+    assert got["min"] == pytest.approx(expected[0], rel=0.01)
+    assert got["trace_exact"] == pytest.approx(expected.sum(), rel=0.01)
