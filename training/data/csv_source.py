@@ -61,7 +61,7 @@ def _numeric_column(name: str, column: str, cells: list[str], role: str) -> np.n
     bad = [i for i, v in enumerate(values) if v is None]
     if bad:
         raise DataError(f"{name}: the {role} column {column!r} is not numeric: "
-                        f"{cells[bad[0]]!r} in data row {bad[0] + 1} ({len(bad)} such cells); "
+                        f"{cells[bad[0]]!r} at line {bad[0] + 2} ({len(bad)} such cell(s)); "
                         f"the {role} must be a number in every row")
     return np.asarray(values, np.float64)
 
