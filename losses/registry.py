@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import typing
 
 import keras
 
 from .catalog import UnknownLoss, add, find, names, specs, unknown
-from .spec import TASKS, LossSpec, signature_args, with_overrides
+from .spec import TASKS, Arg, LossSpec
 
 DEFAULT_OUTPUT = {"classification": "logits", "retrieval": "embedding"}
+# Constructor parameters that are never hyperparameters of a run.
+NOT_ARGS = ("self", "reduction", "name", "dtype", "from_logits", "labels", "num_classes")
+SCALAR_TYPES = (bool, int, float, str)
 
 
 def entry(
@@ -131,6 +135,49 @@ def _check_loss_class(cls, name: str) -> None:
 
 def _first_line(doc: str | None) -> str:
     return (doc or "").strip().split("\n", 1)[0]
+
+
+def signature_args(fn, exclude: typing.Iterable[str] = ()) -> list[Arg]:
+    """Args from a constructor's signature: every keyword with a scalar default (or None, then
+    typed by its annotation, else str). Parameters without a default are data, not arguments."""
+    skip = set(NOT_ARGS) | set(exclude)
+    args = []
+    for param in inspect.signature(fn).parameters.values():
+        if param.name in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if param.default is inspect.Parameter.empty:
+            continue
+        default = param.default
+        if default is None:
+            kind = _annotated_scalar(param.annotation)
+            args.append(Arg(param.name, kind or str, None, optional=True))
+        elif isinstance(default, SCALAR_TYPES):
+            args.append(Arg(param.name, type(default), default))
+    return args
+
+
+def _annotated_scalar(annotation) -> type | None:
+    if isinstance(annotation, str):
+        names = {t.__name__: t for t in SCALAR_TYPES}
+        return next((names[n] for n in names if n in annotation), None)
+    candidates = typing.get_args(annotation) or (annotation,)
+    return next((t for t in candidates if t in SCALAR_TYPES), None)
+
+
+def with_overrides(args: list[Arg], overrides: typing.Mapping[str, dict]) -> tuple[Arg, ...]:
+    """`args` with per-name metadata (doc, bounds, choices, search) replaced; an override
+    naming no argument is an error, so an entry cannot drift from its constructor."""
+    by_name = {a.name: a for a in args}
+    for name in overrides:
+        if name not in by_name and not overrides[name].get("trainer"):
+            raise ValueError(f"override for {name!r}, which the constructor does not take")
+    out = []
+    for arg in args:
+        out.append(dataclasses.replace(arg, **overrides.get(arg.name, {})))
+    for name, extra in overrides.items():
+        if name not in by_name:  # trainer-only arguments are declared in full
+            out.append(Arg(name=name, **extra))
+    return tuple(out)
 
 
 # Our entries (the long-tail and metric-learning blocks included) are in losses/catalog.py:

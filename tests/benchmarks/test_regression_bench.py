@@ -21,5 +21,6 @@ def test_regression_benchmark_fills_its_table():
     assert [r[0].split()[0].rstrip(",") for r in rows] == [
         "mse", "mae", "huber", "log_cosh", "pinball", "pinball", "gaussian_nll"]
     assert rows[0][1] == "keras MeanSquaredError" and rows[4][1] == "keras.ops one-liner"
+    assert rows[5][1] == "pinball, crossing=0"
     for row in rows:
         assert all(float(cell) > 0 for cell in row[2:8]), row
