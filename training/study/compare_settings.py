@@ -9,17 +9,10 @@ import re
 import typing
 from dataclasses import dataclass
 
+from training import metric_catalog
 from training.config import SELECTION_METRIC, Config, ConfigError, field_names, parse_overrides
 from training.loss_catalog import catalog, loss_spec
 from training.study import tune as tuning
-
-# Per-task settings shared by every variant of the task (a user's Config key overrides them,
-# still for all alike). Retrieval: P=4 classes × K=16 images = 64, the classification batch
-# size; P=4 fits the 5 training classes of any 10-class dataset (config's K=4 would need P=16).
-TASK_SETTINGS: dict[str, dict[str, typing.Any]] = {
-    "classification": {"batch_size": 64},
-    "retrieval": {"batch_size": 64, "samples_per_class": 16},
-}
 
 DEFAULT_IMBALANCE = {"digits": 10.0}  # every other dataset: FALLBACK_IMBALANCE
 FALLBACK_IMBALANCE = 100.0
@@ -176,7 +169,10 @@ def child_configs(settings: CompareSettings) -> list[tuple[str, Config]]:
     for variant in variants(settings):
         spec = loss_spec(variant.loss)
         own_args = [f"{k}={v}" for k, v in loss_args.items() if k in spec.arg_names]
-        base = parse_overrides([f"{k}={v}" for k, v in TASK_SETTINGS[spec.task].items()])
+        # The task's settings shared by every variant (metric_catalog: a user's Config key
+        # overrides them, still for all alike).
+        defaults = metric_catalog.task_defaults(spec.task)
+        base = parse_overrides([f"{k}={v}" for k, v in defaults.items()])
         base = parse_overrides([*config_args, f"loss={variant.loss}", *own_args], base)
         base = base.replace(
             dataset=settings.dataset,
