@@ -46,8 +46,9 @@ def _value(label: str, where: str) -> int | float:
     try:
         value = float(label)
     except ValueError:
-        raise DataError(f"{where}: label {label!r} is not a number (each line: "
-                        "'relative/path.jpg <integer label or float target>')") from None
+        raise DataError(f"{where}: label {label!r} is not an integer (a class label) nor a "
+                        "float (a regression target); each line: 'relative/path.jpg "
+                        "<label>'") from None
     if not math.isfinite(value):
         raise DataError(f"{where}: target {label!r} is not a finite number")
     return value

@@ -146,7 +146,7 @@ def test_retrieval_needs_four_classes(tmp_path):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"task": "detection"}, "task must be one of classification, retrieval; got 'detection'"),
+        ({"task": "detection"}, "task must be one of classification, retrieval, regression; got 'detection'"),
         ({"val_fraction": 0.0}, "val_fraction must be in \\(0, 1\\), got 0.0"),
         ({"val_fraction": 1.5}, "val_fraction must be in \\(0, 1\\), got 1.5"),
         ({"imbalance": 0.5}, "imbalance must be a finite ratio >= 1"),
