@@ -17,19 +17,19 @@ import mlflow
 import numpy as np
 
 from training.config import SELECTION_METRIC, Config
+from training.metric_catalog import direction
 from training.metrics.regression import output_metrics, point_prediction, regression_metrics
 from training.plots import regression as regression_plots
 from training.run import evaluate, tracking
 from training.run.backbone import regression_quantiles
 
-SELECTION = "val/rmse"  # minimised (training.metric_catalog knows its direction)
-
 
 def selection(config: Config) -> tuple[str, str]:
-    """(Keras monitor name, mode) of the task's selection metric, for early stopping."""
-    if config.task == "regression":
-        return "val_" + SELECTION_METRIC.get("regression", SELECTION).removeprefix("val/"), "min"
-    return "val_" + SELECTION_METRIC[config.task].removeprefix("val/"), "max"
+    """(Keras monitor name, mode) of the task's selection metric, for early stopping: its
+    direction from the metric catalogue (regression: val/rmse, minimised)."""
+    name = SELECTION_METRIC[config.task]
+    mode = "min" if direction(name) == "minimize" else "max"
+    return "val_" + name.removeprefix("val/"), mode
 
 
 def regression_scores(model, loss_fn, x, y, weights, config: Config):
