@@ -89,17 +89,21 @@ def compare(settings: CompareSettings):
 
     quiet.import_tensorflow()  # before Keras does, or TensorFlow's start-up lines show
     import mlflow  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
 
     from training.run import checkpoint, tracking  # noqa: PLC0415
     from training.study.report import build_report, publish  # noqa: PLC0415
 
     settings = resolve_resume(settings)  # resume=<parent>: its own settings
+    worker = os.environ.get(grid_settings.WORKER_ENV) is not None  # its env set the threads
+    if not worker and (warning := grid_settings.pin_threads(tf)) is not None:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     cells = cell_list(settings, child_configs)
     checkpoint.check_root(cells[0].config.checkpoint_dir)  # exit 2 before the parent exists
     location = storage_location()
     name = grid.study_name(fingerprint(settings))
     study, created = grid.open_grid(name, location)
-    if os.environ.get(grid_settings.WORKER_ENV) is not None:  # a launcher's local worker
+    if worker:  # a launcher's local worker
         return _work(settings, study, settings.resume, cells)
     parent_id = None if created else (wait_for_attr(study, grid.PARENT_ATTR)
                                       or settings.resume)

@@ -12,6 +12,11 @@ from training.errors import ConfigError
 from training.study.tune.workers import visible_gpus
 
 WORKER_ENV = "LOSSLAB_GRID_WORKER"  # set in a local worker's environment: "<index>"
+# Intra-op threads of every cell, whatever the worker count: the float sums of TensorFlow's CPU
+# kernels are split by thread, and digits' focal test loss moved by 0.016 between 1 and 2
+# threads. Inter-op threads (independent ops side by side) change no number: they take the
+# worker's share of the cores.
+CELL_INTRA_OP_THREADS = 1
 
 
 def parse_datasets(raw: str) -> tuple[str, ...]:
@@ -59,10 +64,11 @@ def cpu_share(index: int, workers: int, cores: int | None = None) -> int:
 def worker_envs(workers: str, environ: typing.Mapping[str, str] | None = None,
                 cores: int | None = None) -> list[dict[str, str]]:
     """One environment per local worker. `gpus`: worker i sees GPU i only
-    (CUDA_VISIBLE_DEVICES), its memory grown on demand. CPU: worker i's intra- and inter-op
-    thread pools sized to its share of the cores (TensorFlow reads TF_NUM_INTRAOP_THREADS /
+    (CUDA_VISIBLE_DEVICES), its memory grown on demand. Worker i's inter-op thread pool sized
+    to its share of the cores (TensorFlow reads TF_NUM_INTRAOP_THREADS /
     TF_NUM_INTEROP_THREADS at start-up; OMP_NUM_THREADS for oneDNN), so N workers do not
-    each start a pool of every core and fight over them."""
+    each start a pool of every core and fight over them; the intra-op pool, which sets the
+    numbers, is `CELL_INTRA_OP_THREADS` for every worker."""
     environ = dict(os.environ if environ is None else environ)
     n = worker_count(workers, environ)
     gpus = visible_gpus(environ) if workers == "gpus" else []
@@ -72,12 +78,27 @@ def worker_envs(workers: str, environ: typing.Mapping[str, str] | None = None,
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[index]
             env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-        else:
-            share = str(cpu_share(index, n, cores))
-            for key in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-                env[key] = share
+        env["TF_NUM_INTRAOP_THREADS"] = env["OMP_NUM_THREADS"] = str(CELL_INTRA_OP_THREADS)
+        env["TF_NUM_INTEROP_THREADS"] = str(cpu_share(index, n, cores))
         envs.append(env)
     return envs
+
+
+def pin_threads(tf, workers: int = 1) -> str | None:
+    """This process's TensorFlow thread pools as a grid worker's (before any op runs) → None,
+    or a warning when TensorFlow had already started them otherwise (a Python session that
+    trained before: its cells may differ from the workers' in the last digits)."""
+    threading_ = tf.config.threading
+    try:
+        threading_.set_intra_op_parallelism_threads(CELL_INTRA_OP_THREADS)
+        threading_.set_inter_op_parallelism_threads(cpu_share(0, workers))
+    except RuntimeError:
+        if threading_.get_intra_op_parallelism_threads() != CELL_INTRA_OP_THREADS:
+            return (f"TensorFlow runs with {threading_.get_intra_op_parallelism_threads()} "
+                    f"intra-op threads in this process (grid workers: "
+                    f"{CELL_INTRA_OP_THREADS}); its cells may differ from a fresh "
+                    "process's in the last digits")
+    return None
 
 
 def parent_argv(run_id: str, tag: str) -> list[str]:

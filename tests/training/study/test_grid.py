@@ -92,12 +92,13 @@ def test_workers_gpus_needs_a_gpu_and_gives_each_worker_one():
         grid_settings.worker_envs("gpus", {"CUDA_VISIBLE_DEVICES": ""})
     envs = grid_settings.worker_envs("gpus", {"CUDA_VISIBLE_DEVICES": "2,5"})
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5"]
-    assert all("TF_NUM_INTRAOP_THREADS" not in e for e in envs)
+    assert [e["TF_NUM_INTRAOP_THREADS"] for e in envs] == ["1", "1"]
 
 
 def test_cpu_workers_share_the_cores():
     envs = grid_settings.worker_envs("2", {}, cores=5)
-    assert [e["TF_NUM_INTRAOP_THREADS"] for e in envs] == ["3", "2"]
+    # The intra-op pool sets the numbers: the same for every worker; inter-op: the share.
+    assert [e["TF_NUM_INTRAOP_THREADS"] for e in envs] == ["1", "1"]
     assert [e["TF_NUM_INTEROP_THREADS"] for e in envs] == ["3", "2"]
     assert [e[grid_settings.WORKER_ENV] for e in envs] == ["0", "1"]
     assert [grid_settings.cpu_share(i, 3, cores=2) for i in range(3)] == [1, 1, 1]
