@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import numbers
 import typing
 
 TASKS = ("classification", "retrieval", "regression")
@@ -24,7 +25,7 @@ TASKS = ("classification", "retrieval", "regression")
 #   quantiles      (B, Q) column j predicts the τ_j quantile, τ = the loss's increasing
 #                  `quantiles` argument (Q = its length); the median is the τ = 0.5 column
 #   mean_logvar    (B, 2) column 0 the mean μ (the point prediction), column 1 log σ², any
-#                  real number (the loss floors σ² at its `min_variance`; σ = exp(col1 / 2))
+#                  real (the loss floors σ² at its `min_variance`)
 OUTPUTS = {
     "logits": "classification",
     "cosine_logits": "classification",
@@ -34,8 +35,7 @@ OUTPUTS = {
     "quantiles": "regression",
     "mean_logvar": "regression",
 }
-# Head widths fixed by the output kind; "quantiles" has one unit per quantile.
-_UNITS = {"value": 1, "mean_logvar": 2}
+_UNITS = {"value": 1, "mean_logvar": 2}  # "quantiles": one unit per quantile
 # What the loss needs from the training split: None, or "labels" (then the trainer builds it
 # with `cls.from_labels(train_labels, num_classes=C, **args)`: class counts and priors).
 NEEDS = (None, "labels")
@@ -142,34 +142,34 @@ class Arg:
                 f"{self.name}={value!r} has the wrong type; expected {self.type.__name__}"
             )
         ok = not self.choices or value in self.choices
-        if self.type in (int, float):
-            ok = ok and math.isfinite(value)
-            if self.low is not None:
-                ok = ok and (value > self.low if self.low_open else value >= self.low)
-            if self.high is not None:
-                ok = ok and (value < self.high if self.high_open else value <= self.high)
-        if not ok:
+        if not (ok and (self.type not in (int, float) or self.valid_number(value))):
             raise LossArgError(f"{self.name}={value!r} is out of range; valid: {self.valid()}")
         return value
 
-    def _check_tuple(self, value: typing.Any) -> tuple[float, ...]:
-        """A list or tuple of numbers → a tuple of floats, each checked against low/high
-        (and strictly increasing if `increasing`); LossArgError names the bad item."""
-        def bad(why: str) -> LossArgError:
-            return LossArgError(f"{self.name}={self.show(value)} {why}; valid: {self.valid()}")
+    def valid_number(self, value: float) -> bool:
+        """Whether `value` is finite and within low/high."""
+        ok = math.isfinite(value)
+        if self.low is not None:
+            ok = ok and (value > self.low if self.low_open else value >= self.low)
+        if self.high is not None:
+            ok = ok and (value < self.high if self.high_open else value <= self.high)
+        return ok
 
-        numbers = isinstance(value, (tuple, list)) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        if not numbers or not value:
+    def _check_tuple(self, value: typing.Any) -> tuple[float, ...]:
+        """A sequence of numbers (list, tuple, 1-D array) → a tuple of floats, each checked
+        against low/high (and strictly increasing if `increasing`); LossArgError names it."""
+        def bad(why: str) -> LossArgError:
+            return LossArgError(f"{self.name}={self.show(items)} {why}; valid: {self.valid()}")
+
+        given = value.tolist() if hasattr(value, "tolist") else value  # a NumPy array
+        if not (isinstance(given, (tuple, list)) and given and all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in given)):
             raise LossArgError(f"{self.name}={value!r} is not a non-empty list of numbers; valid: "
                                f"{self.valid()}")
-        items = tuple(float(v) for v in value)
-        scalar = dataclasses.replace(self, type=float, increasing=False)
+        items = tuple(float(v) for v in given)
         for item in items:
-            try:
-                scalar.check(item)
-            except LossArgError:
-                raise bad(f"has {item:g} out of range") from None
+            if not self.valid_number(item):
+                raise bad(f"has {item:g} out of range")
         if self.increasing:
             for before, after in zip(items[:-1], items[1:], strict=True):
                 if after == before:
@@ -289,11 +289,10 @@ class LossSpec:
         return {a.name: a.search for a in self.args if a.search is not None}
 
 
-def output_units(spec: LossSpec, loss_args: typing.Mapping[str, typing.Any] | None = None,
-                 ) -> int | None:
+def output_units(spec: LossSpec, loss_args: typing.Mapping | None = None) -> int | None:
     """Width of a regression head for `spec` with `loss_args` (checked over the defaults):
-    1 for "value", 2 for "mean_logvar", len(quantiles) for "quantiles". None for the other
-    outputs, whose width is the class count or the embedding size the trainer chooses."""
+    1 for "value", 2 for "mean_logvar", len(quantiles) for "quantiles"; None for the others
+    (the class count or the embedding size, which the trainer chooses)."""
     if spec.output == "quantiles":
         return len(spec.settings(loss_args or {})["quantiles"])
     return _UNITS.get(spec.output)

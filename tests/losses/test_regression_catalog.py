@@ -1,6 +1,7 @@
 """The regression task in the catalogue: its outputs and head widths, the entries, their
 compare defaults and search spaces, and the tuple argument type the quantiles use."""
 
+import numpy as np
 import pytest
 
 import losses
@@ -50,8 +51,9 @@ def test_a_regression_output_on_another_task_is_refused():
 def test_tuple_arguments_check_each_item_and_the_order():
     levels = Arg("levels", tuple, (1.0,), low=0.0, increasing=False)
     assert levels.check([3, 1.5]) == (3.0, 1.5)  # no order asked for: any order
+    assert levels.check(np.array([3.0, 1.5])) == levels.check([np.float32(3), 1.5]) == (3.0, 1.5)
     assert levels.valid() == "comma-separated numbers, each >= 0 (e.g. 0.1,0.5,0.9)"
-    for bad in ([], "0.5", [True], [0.1, None], 0.5):
+    for bad in ([], "0.5", [True], [0.1, None], 0.5, np.array(0.5), {}):
         with pytest.raises(losses.LossArgError, match="is not a non-empty list of numbers"):
             levels.check(bad)
     with pytest.raises(losses.LossArgError, match=r"levels=1,-2 has -2 out of range"):
