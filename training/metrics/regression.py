@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from training.metrics.regression_intervals import head_metrics
+
 # The names every regression run logs as val/<name> and test/<name>.
 POINT_METRICS = ("rmse", "mae", "r2", "median_ae")
 
@@ -81,7 +83,8 @@ def point_prediction(outputs: np.ndarray, output: str, quantiles=()) -> np.ndarr
 
 
 def output_metrics(outputs: np.ndarray, y, weights, output: str, loss_args: dict) -> dict:
-    """Measures of the head's whole output beyond the point metrics (none yet): the hook for
-    pinball per quantile and interval coverage ("quantiles") and the Gaussian NLL and 90 %
-    coverage ("mean_logvar"). `outputs` (N, units) raw, `y` (N,), `weights` (N,) or None."""
-    return {}
+    """Measures of the head's whole output beyond the point metrics: pinball per quantile,
+    outer-interval coverage and width ("quantiles"), the Gaussian NLL and central 90 %
+    coverage ("mean_logvar"), nothing for "value" (`regression_intervals.head_metrics`).
+    `outputs` (N, units) raw, `y` (N,), `weights` (N,) or None."""
+    return head_metrics(outputs, y, weights, output, loss_args)

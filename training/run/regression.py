@@ -19,6 +19,7 @@ import numpy as np
 from training.config import SELECTION_METRIC, Config
 from training.metric_catalog import direction
 from training.metrics.regression import output_metrics, point_prediction, regression_metrics
+from training.metrics.regression_intervals import head_variance
 from training.plots import regression as regression_plots
 from training.run import evaluate, tracking
 from training.run.backbone import regression_quantiles
@@ -70,6 +71,10 @@ def test_outputs_and_figures(config: Config, model, loss_fn, splits) -> dict[str
                         "plots/predictions.png")
     tracking.log_figure(regression_plots.residuals(splits.y_test, point, title),
                         "plots/residuals.png")
+    if config.spec.output == "mean_logvar":  # predicted σ against the observed |error|
+        sigma = np.sqrt(head_variance(outputs, config.resolved_loss_args()))
+        tracking.log_figure(regression_plots.sigma_calibration_figure(
+            sigma, splits.y_test - point, title=title), "plots/sigma_calibration.png")
     return scores
 
 

@@ -112,7 +112,13 @@ def test_images_listed_with_float_targets_train_a_regression_head(mlflow_store, 
     logged = _outputs(result["run_id"])
     assert logged["outputs"].shape == (len(logged["targets"]), 3)  # one per quantile
     assert set(np.round(logged["targets"], 2)) <= {round(v * 1.5 + 0.25, 2) for v in range(10)}
-    assert mlflow.get_run(result["run_id"]).data.tags["losslab.model"] == "small_cnn"
+    run = mlflow.get_run(result["run_id"])
+    assert run.data.tags["losslab.model"] == "small_cnn"
+    # the quantile head's own metrics: the median column's pinball loss, by a loop
+    y, q50 = logged["targets"].tolist(), logged["outputs"][:, 1].tolist()
+    want = sum(max(0.5 * (t - p), -0.5 * (t - p)) for t, p in zip(y, q50, strict=True)) / len(y)
+    assert run.data.metrics["test/pinball_q50"] == pytest.approx(want, rel=1e-5)
+    assert "val/interval_coverage" in run.data.metrics
 
 
 def test_make_passes_a_dataset_path_with_spaces_as_one_argument():
