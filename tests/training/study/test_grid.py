@@ -12,6 +12,11 @@ from optuna.trial import TrialState
 
 from training.config import Config, ConfigError
 from training.study import grid, grid_settings
+from training.study.compare import fingerprint
+from training.study.compare import main as compare_main
+from training.study.compare_parse import parse_settings
+from training.study.compare_settings import child_configs
+from training.study.grid_worker import cell_list
 from training.study.tune.storage import WORKER_ATTR
 
 
@@ -124,3 +129,31 @@ def test_two_launchers_enqueueing_together_run_each_cell_once(tmp_path):
             break
     assert sorted(claimed) == sorted(c.key for c in cells)
     assert optuna.load_study(study_name="g", storage=grid.open_storage(location)).trials
+
+
+def test_resume_takes_only_workers_and_datasets_keep_their_own_defaults():
+    resumed = parse_settings(["resume=0123abc", "workers=2"])
+    assert (resumed.resume, resumed.workers, resumed.argv) == ("0123abc", "2", ())
+    with pytest.raises(ConfigError, match="only workers= may be given with it"):
+        parse_settings(["resume=0123abc", "seeds=2"])
+    with pytest.raises(ConfigError, match="dataset= and datasets= do not combine"):
+        parse_settings(["dataset=digits", "datasets=digits"])
+    settings = parse_settings(["datasets=digits,idx:../shared/datasets/mnist-t10k",
+                               "losses=ce,triplet", "seeds=2"])
+    cells = cell_list(settings, child_configs)
+    assert len(cells) == 2 * 2 * 2  # datasets × variants × seeds, one grid
+    by_key = {c.key: c.config for c in cells}
+    assert by_key["digits|ce|0"].imbalance == 10.0  # each dataset's long-tail default
+    assert by_key["idx:../shared/datasets/mnist-t10k|ce|1"].imbalance == 100.0
+    assert by_key["idx:../shared/datasets/mnist-t10k|triplet|0"].imbalance == 1.0
+    assert by_key["digits|ce|0"].run_name == "digits-ce-seed0"
+    assert {c.experiment for c in by_key.values()} == {"compare-digits+idx-mnist-t10k"}
+    one = parse_settings(["losses=ce,triplet", "seeds=2"])
+    assert grid.study_name(fingerprint(settings)) != grid.study_name(fingerprint(one))
+    assert fingerprint(one) == fingerprint(parse_settings(["losses=ce,triplet", "seeds=2",
+                                                           "workers=3"]))
+
+
+def test_bad_workers_exit_2_before_anything_starts(capsys):
+    assert compare_main(["losses=ce", "workers=0"]) == 2
+    assert "workers='0' is not valid; valid: an integer >= 1, or gpus" in capsys.readouterr().err

@@ -82,7 +82,7 @@ def test_workers_2_fills_the_grid_and_a_rerun_runs_only_the_failed_cell(
     cells = _cells(mlflow_store)
     assert sorted(cells) == ["digits|ce|0", "digits|focal|0"]
 
-    # A new compare (seeds=2) whose focal seed 1 fails once: exit 1, then the same command
+    # A new compare (seeds=2) whose focal seed 1 fails once: exit 1, then RESUME=<parent>
     # runs that cell alone, and the report counts every seed.
     real, calls = trainer.train, []
 
@@ -95,12 +95,14 @@ def test_workers_2_fills_the_grid_and_a_rerun_runs_only_the_failed_cell(
     monkeypatch.setattr(trainer, "train", failing_once)
     two_seeds = [w for w in words if not w.startswith("seeds=")] + ["seeds=2"]
     assert compare_module.main(two_seeds) == 1
-    assert "1 of 4 cells failed" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "1 of 4 cells failed" in captured.err
+    parent = captured.out.split("parent run ", 1)[1].split()[0]
     calls.clear()
-    assert compare_module.main(two_seeds) == 0
+    assert compare_module.main([f"resume={parent}"]) == 0  # make compare RESUME=<parent>
     assert calls == [("focal", 1)]
     out = capsys.readouterr().out
-    parent = out.split("parent run ", 1)[1].split()[0]
+    assert f"parent run {parent}" in out
     runs = mlflow.MlflowClient(mlflow_store).search_runs(
         [mlflow.get_experiment_by_name("compare-digits").experiment_id],
         f"tags.mlflow.parentRunId = '{parent}'")
