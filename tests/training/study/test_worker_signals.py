@@ -26,9 +26,11 @@ from training.errors import RunKilled
 from training.study import grid
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-# Seconds after the start: 0.5 s (importing) to 29 s (a 2-epoch digits run and its report end
-# around 20-40 s on 2 busy cores).
-DELAYS = [0.5 + 1.5 * i for i in range(20)]
+# Seconds after the start, denser early (importing, the store, the grid: the first ~8 s on a
+# quiet machine), then building, tracing, training, evaluating, logging and the report (a
+# 2-epoch digits compare ends after ~25 s quiet, ~90 s on 2 busy cores; a worker that has
+# finished when its signal comes must have exited 0).
+DELAYS = [0.5, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 21, 25, 30, 35, 40, 50, 60, 75]
 EXIT_WITHIN_S = 10.0
 
 
