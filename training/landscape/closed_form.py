@@ -20,7 +20,7 @@ On other rows (a subset, the val split) ``Xᵀ1 ≠ 0`` and the formula with ``Z
 losslab's ``target_scale=true`` (the default) puts a ``Rescaling`` after the Dense layer,
 ``ŷ = s·(Zθ) + c`` with ``s`` the training targets' scale, and the loss stays in target units:
 ``H = 2 s² ZᵀZ/n + 2λD``. The ridge then acts like ``λ/s²`` on the standardised problem
-(diabetes: ``s`` ≈ 60, so ``λ = 0.1`` barely moves the spectrum); the essay's matrix is the
+(diabetes: ``s`` = 87.5, so ``λ = 0.1`` acts as 1.3e-5); the essay's matrix is the
 ``target_scale=false`` model's, which the ridge table trains.
 """
 
