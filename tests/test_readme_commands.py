@@ -66,6 +66,9 @@ def _parse(module: str, args: list[str]) -> None:
     elif module == "training.landscape":
         from training.landscape.__main__ import parse
         parse(args)
+    elif module == "training.landscape.ridge":
+        from training.landscape.ridge import parse as parse_ridge
+        parse_ridge(args)
     elif module == "training.workers":
         from training.keyvalue import parse_keys
         from training.workers import KEYS
