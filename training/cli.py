@@ -46,7 +46,8 @@ HARD_EXIT_S = 30.0
 _signalled: list[int] = []  # SIGTERMs received by the current `run_cli`
 _deadline: list[threading.Timer] = []
 _in_gc: list[bool] = []  # [True] while the garbage collector runs (see `_raise_killed`)
-_deferred: list[int] = []  # a SIGTERM that came during a collection
+_deferred: list[int] = []  # a SIGTERM that came during a collection or a critical section
+_critical: list[int] = []  # one entry per `signals_deferred` block the main thread is in
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def _raise_killed(signum, frame):
         if not _deferred:
             return
         signum = _deferred.pop()
-    if _in_gc and _in_gc[0]:
+    if (_in_gc and _in_gc[0]) or _critical:
         _deferred.append(signum)
         return
     if not _signalled:
@@ -127,6 +128,28 @@ def _raise_killed(signum, frame):
         _deadline.append(timer)
     _signalled.append(signum)
     raise RunKilled(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """SIGTERM and Ctrl-C held back until the block ends, then raised there: for a write of
+    several steps (an Optuna claim: `ask` makes a trial RUNNING, then it is marked ours) that
+    an exception halfway would leave inconsistent. Main thread only; nests."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    _critical.append(1)
+    try:
+        yield
+    finally:
+        _critical.pop()
+        signal.signal(signal.SIGINT, previous)
+    if interrupted and callable(previous):
+        previous(signal.SIGINT, None)  # KeyboardInterrupt, as it would have been
+    if _deferred and not _critical and not (_in_gc and _in_gc[0]):
+        _raise_killed(_deferred.pop(), None)
 
 
 def stop_requested() -> bool:

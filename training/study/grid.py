@@ -19,20 +19,18 @@ twice.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import signal
 import socket
-import threading
 import typing
 import warnings
 
 import optuna
 from optuna.trial import TrialState
 
+from training.cli import signals_deferred  # noqa: F401 (the grid's writes use it)
 from training.config import Config
 from training.study.tune.storage import (
     RUN_ATTR,
@@ -107,22 +105,6 @@ def enqueue_missing(study: optuna.Study, cells: typing.Iterable[Cell]) -> list[C
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@contextlib.contextmanager
-def signals_deferred():
-    """SIGINT and SIGTERM held back (main thread) until the block ends: a claim or a tell is
-    one write of several steps to the storage, and the handlers' exception raised halfway
-    (after `ask` made a trial RUNNING, before it was marked ours) would leave a RUNNING trial
-    that nobody owns. The signal is handled the moment the block ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def claim(study: optuna.Study) -> tuple[optuna.Trial, str] | None:

@@ -106,3 +106,22 @@ def test_a_sigterm_at_any_moment_ends_the_worker_within_10_s(delay, tmp_path):
         for summary in optuna.get_all_study_summaries(storage):
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             assert not study.get_trials(states=(TrialState.RUNNING,)), output[-3000:]
+
+
+def test_a_sigterm_inside_a_claim_is_raised_when_the_claim_is_made():
+    """The grid's claim (`ask` makes a trial RUNNING, then it is marked ours) is one step for
+    a signal: raised halfway it would leave a RUNNING trial that nobody owns."""
+    order = []
+
+    def body(_):
+        try:
+            with grid.signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.3)  # the handler runs here, and holds the signal back
+                order.append("claim made")
+        except RunKilled:
+            order.append("then raised")
+            raise
+
+    assert cli.run_cli(body, [], resolve=lambda argv: None, show=lambda s: "x") == 143
+    assert order == ["claim made", "then raised"]
