@@ -69,6 +69,7 @@ from training.study.tune.storage import redacted, storage_location, wait_for_att
 from training.tags import COMPARE_TAG, TUNED_TAG
 
 GRID_TAG = "losslab.grid"  # the parent's Optuna study (its cells)
+PARENT_WAIT_S = 600.0  # for the parent run of a grid another command has just created
 
 
 class CompareIncomplete(RuntimeError):
@@ -105,8 +106,11 @@ def compare(settings: CompareSettings):
     study, created = grid.open_grid(name, location)
     if worker:  # a launcher's local worker
         return _work(settings, study, settings.resume, cells)
-    parent_id = None if created else (wait_for_attr(study, grid.PARENT_ATTR)
-                                      or settings.resume)
+    workers = grid_settings.worker_count(settings.workers)  # gpus without one: exit 2 here
+    # Another command made the grid a moment ago: its parent run (it may be migrating a new
+    # store first, minutes on a busy machine).
+    parent_id = None if created else (
+        wait_for_attr(study, grid.PARENT_ATTR, timeout=PARENT_WAIT_S) or settings.resume)
     parent_config = Config(dataset=settings.dataset_list()[0],
                            experiment=settings.experiment_name(),
                            run_name=settings.parent_name())
@@ -117,7 +121,6 @@ def compare(settings: CompareSettings):
             study.set_user_attr(grid.PARENT_ATTR, parent_id)
         grid.reap(study, cells)
         states = grid.states(study, cells)
-        workers = grid_settings.worker_count(settings.workers)
         print(f"grid {name}: {len(cells)} cells, {len(states['done'])} done, "
               f"{len(states['waiting'])} to run, {len(states['running'])} running elsewhere; "
               f"{workers} worker(s); storage {redacted(location)}", flush=True)
