@@ -110,7 +110,7 @@ def landscape_of_run(
             for name in ("initial", "final")
         }
         splits = build_splits(config)
-        model = build_model(config, splits.x_train.shape[1:], splits.num_classes)
+        model = build_model(config, splits.x_train.shape[1:], splits.num_classes, splits)
         initial = _weights_from(model, weights["initial"])
         _weights_from(model, weights["final"])
     loss_fn = build_loss(config, splits.y_train, splits.num_classes)
