@@ -49,6 +49,7 @@ class ChildRun:
         output: what the loss took from the model (its registry entry's `output`, with the
             run's `head` param for classification): logits, cosine_logits, embedding,
             proxy_cosines; None when the loss cannot be resolved here.
+        dataset: the run's `dataset` param ("" when it logged none).
     """
 
     run_id: str
@@ -61,6 +62,7 @@ class ChildRun:
     error: str | None
     recall: np.ndarray | None = None
     output: str | None = None
+    dataset: str = ""
 
     @property
     def finished(self) -> bool:
@@ -84,6 +86,19 @@ class CompareRuns:
         """Tasks with at least one finished run, in the catalogue's order."""
         present = {c.task for c in self.finished()}
         return [t for t in metric_catalog.task_names() if t in present]
+
+    def datasets(self) -> list[str]:
+        """The datasets of the children: in the order of the parent's `datasets` param where
+        it names them (comma-separated), the others after them by name."""
+        found = {c.dataset for c in self.children}
+        listed = [d for d in self.params.get("datasets", "").split(",") if d in found]
+        return list(dict.fromkeys(listed)) + sorted(found - set(listed))
+
+    def only(self, dataset: str) -> CompareRuns:
+        """The same compare with only `dataset`'s children (params: `dataset` set to it)."""
+        return dataclasses.replace(
+            self, params={**self.params, "dataset": dataset},
+            children=tuple(c for c in self.children if c.dataset == dataset))
 
 
 def find_parent(client: mlflow.MlflowClient, experiment: str | None, parent: str | None) -> str:
@@ -236,6 +251,7 @@ def _child(run, specs: dict) -> ChildRun:
         error=run.data.tags.get(ERROR_TAG),
         recall=recall_from_metrics(run.data.metrics),
         output=output_of(_spec_or_none(variant, specs), params),
+        dataset=params.get("dataset", ""),
     )
 
 

@@ -80,19 +80,29 @@ def markdown(runs, summaries: dict[str, TaskSummary], warnings: tuple[str, ...] 
     """Markdown report of a `CompareRuns` and its `summarize` result. It opens with the answer
     (the MLflow UI shows a description's first lines only, before "Show more"): the winner of
     each task, then `warnings` (a compare that measured nothing), then the tables."""
-    p = runs.params
-    lines = [winner_line(summary, p.get("dataset", "?")) for summary in summaries.values()]
+    lines = [winner_line(summary, runs.params.get("dataset", "?"))
+             for summary in summaries.values()]
     lines += [f"**Warning:** {w}" for w in warnings]
     lines += [""] if lines else []
-    lines += [
-        f"# Loss comparison on {p.get('dataset', '?')}",
+    lines += dataset_section(runs, summaries)
+    lines += ["", RULE]
+    lines += unfinished(runs)
+    return "\n".join(lines) + "\n"
+
+
+def dataset_section(runs, summaries: dict[str, TaskSummary], level: int = 1) -> list[str]:
+    """The tables of one dataset's compare, headed at markdown `level` (its tasks one below)."""
+    p = runs.params
+    lines = [
+        f"{'#' * level} Loss comparison on {p.get('dataset', '?')}",
         "",
         f"Experiment `{runs.experiment}`, parent run `{runs.parent_id}`; "
         f"seeds: {p.get('seeds', '?')}, epochs per run: {p.get('epochs', '?')}.",
     ]
     for task, summary in summaries.items():
         note = TASK_NOTES.get(task, "").format(imbalance=p.get("imbalance", "?"), tail=TAIL_SHARE)
-        lines += ["", f"## {task}", "", note, "", f"Reference: **{summary.reference}**.", ""]
+        lines += ["", f"{'#' * (level + 1)} {task}", "", note, "",
+                  f"Reference: **{summary.reference}**.", ""]
         lines += _table(summary)
         lines += _tuning(p, summary)
         lines += _head_note(runs, summary)
@@ -100,14 +110,18 @@ def markdown(runs, summaries: dict[str, TaskSummary], warnings: tuple[str, ...] 
         lines += _free_fix(runs, task)
     if not summaries:
         lines += ["", "No finished runs yet."]
-    lines += ["", RULE]
-    unfinished = [c for c in runs.children if not c.finished]
-    if unfinished:
-        lines += ["", f"Not counted (did not finish: {len(unfinished)}):"]
-        lines += [f"- {c.variant} seed {c.seed}: {c.status}"
-                  + (f" ({c.error})" if c.error else "") + f", run `{c.run_id}`"
-                  for c in unfinished]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def unfinished(runs) -> list[str]:
+    """The runs that did not finish, one line each (the report does not count them)."""
+    left = [c for c in runs.children if not c.finished]
+    if not left:
+        return []
+    where = len(runs.datasets()) > 1
+    return ["", f"Not counted (did not finish: {len(left)}):"] + [
+        f"- {c.variant} seed {c.seed}" + (f" on {c.dataset}" if where else "") + f": {c.status}"
+        + (f" ({c.error})" if c.error else "") + f", run `{c.run_id}`" for c in left]
 
 
 def _table(summary: TaskSummary) -> list[str]:
@@ -273,7 +287,7 @@ CSV_COLUMNS = ("task", "loss", "metric", "n", "mean", "std", "delta_mean", "delt
                "delta_ci_high", "p_value", "p_holm")
 
 
-def _number(x: float) -> str:
+def number(x: float) -> str:
     return "" if math.isnan(x) else repr(float(x))
 
 
@@ -287,8 +301,8 @@ def csv_text(summaries: dict[str, TaskSummary]) -> str:
             for m in summary.metrics:
                 s = stats[m.key]
                 paired = summary.paired.get(loss, {}).get(m.key, Paired(0))
-                writer.writerow([task, loss, m.key, s.n, _number(s.mean), _number(s.std),
-                                 *(_number(x) for x in (paired.delta_mean, paired.ci_low,
+                writer.writerow([task, loss, m.key, s.n, number(s.mean), number(s.std),
+                                 *(number(x) for x in (paired.delta_mean, paired.ci_low,
                                                         paired.ci_high, paired.p_value,
                                                         paired.p_holm))])
     return out.getvalue()

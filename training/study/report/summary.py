@@ -6,8 +6,8 @@ loss with the task's reference loss.
   with the reference on the per-seed differences d_s = x_s − ref_s over the seeds both
   finished: mean d̄, 95 % t interval d̄ ± t(0.975, n − 1)·sd(d)/√n, two-sided paired t-test
   (`scipy.stats.ttest_rel`). Fewer than 2 pairs: no statistics.
-- `holm`: Holm–Bonferroni step-down across the losses compared with one reference, per
-  metric. A loss is better or worse than the reference only where p_holm < `ALPHA`.
+- `holm`: Holm–Bonferroni step-down (statsmodels) across the losses compared with one
+  reference, per metric. A loss is better or worse than the reference only where p_holm < `ALPHA`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from training import metric_catalog
 
@@ -112,19 +113,17 @@ class Paired:
 
 
 def holm(p_values) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values, same order; NaN entries stay NaN and do not count.
+    """Holm–Bonferroni adjusted p-values (statsmodels' `multipletests`), same order; NaN
+    entries stay NaN and do not count among the m tests.
 
     Step-down: with the m finite p sorted ascending, p_holm(i) = max_{j ≤ i} min(1, (m − j + 1)
-    p(j)) (1-based ranks). Written here because scipy.stats has only false_discovery_control
-    (Benjamini–Hochberg/Yekutieli) and statsmodels is not a dependency.
+    p(j)) (1-based ranks).
     """
     p = np.asarray(p_values, dtype=np.float64)
     out = np.full(p.shape, math.nan)
-    present = np.flatnonzero(np.isfinite(p))
-    running = 0.0
-    for rank, i in enumerate(present[np.argsort(p[present], kind="stable")]):
-        running = max(running, min(1.0, (present.size - rank) * p[i]))
-        out[i] = running
+    present = np.isfinite(p)
+    if present.any():
+        out[present] = multipletests(p[present], method="holm")[1]
     return out
 
 
