@@ -119,7 +119,8 @@ def compare(settings: CompareSettings):
         if grid.PARENT_ATTR not in study.user_attrs:
             _describe_parent(settings, name)
             study.set_user_attr(grid.PARENT_ATTR, parent_id)
-        grid.reap(study, cells)
+        grid.reap(study, cells)  # cells of dead workers: FAIL (their runs KILLED)
+        grid.enqueue_missing(study, cells)  # new, failed and killed cells run (again)
         states = grid.states(study, cells)
         print(f"grid {name}: {len(cells)} cells, {len(states['done'])} done, "
               f"{len(states['waiting'])} to run, {len(states['running'])} running elsewhere; "

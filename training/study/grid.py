@@ -134,12 +134,21 @@ def claim(study: optuna.Study) -> tuple[optuna.Trial, str] | None:
 def reap(study: optuna.Study, cells: typing.Iterable[Cell]) -> list[Cell]:
     """Free the cells of dead workers and enqueue them again → those enqueued: RUNNING trials
     of processes of this host that are gone (SIGKILL, out of memory), and, on an RDB storage
-    with heartbeats, of workers anywhere whose heartbeat stopped (Optuna's grace period)."""
-    fail_dead_workers_trials(study)  # this host: FAIL, MLflow run KILLED
-    with warnings.catch_warnings():  # "experimental" since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a no-op on a journal (no heartbeats)
-    return enqueue_missing(study, cells)
+    with heartbeats, of workers anywhere whose heartbeat stopped (Optuna's grace period).
+    A cell that failed with an error is not enqueued here: it runs again on the next run of
+    the compare (`enqueue_missing`), not in a loop of this one."""
+    dead = set(fail_dead_workers_trials(study))  # this host: FAIL, MLflow run KILLED
+    storage = study._storage  # noqa: SLF001 (Optuna's helpers take the study)
+    if getattr(storage, "get_heartbeat_interval", lambda: None)():
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        dead |= {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                 if t.number in running}
+    keys = {t.user_attrs.get(CELL_ATTR) for t in study.get_trials(deepcopy=False)
+            if t.number in dead}
+    return enqueue_missing(study, [c for c in cells if c.key in keys])
 
 
 def states(study: optuna.Study, cells: typing.Iterable[Cell]) -> dict[str, list[Cell]]:

@@ -55,6 +55,7 @@ def test_a_failed_cell_is_enqueued_again_and_its_old_trial_stays_failed(tmp_path
     other, _ = grid.claim(study)
     study.tell(other, 0.0)
     assert [c.key for c in grid.states(study, cells)["failed"]] == [key]
+    assert grid.reap(study, cells) == []  # an error is not retried within the same run
     assert [c.key for c in grid.enqueue_missing(study, cells)] == [key]  # a rerun
     again, again_key = grid.claim(study)
     assert again_key == key and again.number == 2
