@@ -59,9 +59,10 @@ def test_diabetes_trains_and_logs_the_regression_metrics(mlflow_store, tiny):
     assert run.data.params["data.dropped_rows"] == "0"
 
 
-def _weighted_csv(path: Path) -> Path:
+def _weighted_csv(path: Path, nan_rows: int = 0) -> Path:
     rng = np.random.default_rng(0)
     lines = ["größe,farbe,gewicht,wert"]
+    lines += [f"nan,rot,1,{i}" for i in range(nan_rows)]
     for i in range(60):
         size = float(rng.uniform(0, 10))
         color = ("rot", "blau", "grün")[i % 3]
@@ -83,12 +84,14 @@ def test_weights_reach_the_pipeline_as_sample_weights(tmp_path):
 
 @pytest.mark.slow
 def test_weighted_csv_trains_and_scores_weighted(mlflow_store, tiny, tmp_path):
-    path = _weighted_csv(tmp_path / "w.csv")
+    path = _weighted_csv(tmp_path / "w.csv", nan_rows=2)
     config = tiny(loss="mae", dataset=f"csv:{path}", target="wert", weight="gewicht",
-                  model="linear", epochs=1, batch_size=16)
+                  model="linear", epochs=1, batch_size=16, drop_nan=True)
     result = train(config)
     logged = _outputs(result["run_id"])
-    s = load_splits(f"csv:{path}", "regression", seed=0, target="wert", weight="gewicht")
+    s = load_splits(f"csv:{path}", "regression", seed=0, target="wert", weight="gewicht",
+                    drop_nan=True)
+    assert mlflow.get_run(result["run_id"]).data.params["data.dropped_rows"] == "2"
     np.testing.assert_array_equal(logged["weights"], s.w_test)
     rmse, mae = _weighted_rmse_mae(logged["outputs"][:, 0].tolist(), s.y_test.tolist(),
                                    s.w_test.tolist())
