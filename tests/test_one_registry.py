@@ -6,7 +6,8 @@ of one loss argument (e.g. the triplet `mining` choices). Those belong in `losse
 
 Metrics (`training/metric_catalog.py`): no other module declares a constant (module or class
 level) listing two or more metric names, nor a direction (`higher_is_better=True`, a
-MINIMIZED/MAXIMIZED list, Optuna's "minimize"/"maximize" words); and every score the
+MINIMIZED/MAXIMIZED list, Optuna's "minimize"/"maximize" words other than compared with,
+Keras's `mode="min"`); and every score the
 evaluators log is in the catalogue. A function's own dict of computed scores
 (`{"accuracy": float(...), ...}`) is the computing function, not a declaration.
 """
@@ -23,6 +24,8 @@ import pytest
 
 import losses
 from training import metric_catalog
+from training.metrics.regression import regression_metrics
+from training.metrics.regression_intervals import head_metrics
 from training.run import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +116,9 @@ def metric_declarations(source: str, names: set[str]) -> list[tuple[int, str]]:
                                and isinstance(i.value, str) and i.value in names})
                 if len(hits) >= 2:
                     found.append((node.lineno, f"metric names {hits}"))
+    # `direction(name) == "minimize"` reads the catalogue's answer; it declares nothing.
+    compared = {id(operand) for node in ast.walk(tree) if isinstance(node, ast.Compare)
+                for operand in (node.left, *node.comparators)}
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg == "higher_is_better" and isinstance(
                 node.value, ast.Constant):
@@ -120,7 +126,11 @@ def metric_declarations(source: str, names: set[str]) -> list[tuple[int, str]]:
         elif isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Store) and \
                 DIRECTION_NAME.search(name := getattr(node, "id", None) or node.attr):
             found.append((node.lineno, f"a direction list {name}"))
-        elif isinstance(node, ast.Constant) and node.value in DIRECTION_WORDS:
+        elif isinstance(node, ast.keyword) and node.arg == "mode" and isinstance(
+                node.value, ast.Constant) and node.value.value in ("min", "max"):
+            found.append((node.lineno, f"a Keras direction mode={node.value.value!r}"))
+        elif isinstance(node, ast.Constant) and node.value in DIRECTION_WORDS and \
+                id(node) not in compared:
             found.append((node.lineno, f"the direction word {node.value!r}"))
     return found
 
@@ -135,6 +145,9 @@ def test_the_metric_checker_finds_a_second_declaration():
     assert not metric_declarations(  # a computing function's own result
         'def f(p):\n    return {"accuracy": p.mean(), "balanced_accuracy": p.min()}', names)
     assert not metric_declarations('KEY = "val/ece"', names)
+    assert metric_declarations('EarlyStopping(monitor="val_ece", mode="min")', names)
+    assert not metric_declarations('mode = "min" if direction(m) == "minimize" else "max"',
+                                   names)
 
 
 @pytest.mark.parametrize("path", list(_modules({*ALLOWED, METRIC_HOME})),
@@ -170,6 +183,20 @@ def test_every_score_the_retrieval_evaluation_logs_is_catalogued():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     scores, _ = evaluate.retrieval_scores(model, x, y)
     assert len(scores) == 4
+    for split in ("val", "test"):
+        missing = [k for k in scores if metric_catalog.find(f"{split}/{k}") is None]
+        assert not missing, f"{split}: {missing} are not in training/metric_catalog.py"
+
+
+def test_every_score_a_regression_run_logs_is_catalogued():
+    # regression_scores = regression_metrics + head_metrics of the loss's output + "loss"
+    # (training/run/regression.py); each head kind once: a point, quantiles, a Gaussian.
+    y = np.random.default_rng(2).normal(size=20)
+    scores = {"loss": 0.0, **regression_metrics(y + 0.1, y)}
+    scores.update(head_metrics(np.stack([y - 1, y, y + 1], 1), y, None, "quantiles",
+                               {"quantiles": (0.1, 0.5, 0.9)}))
+    scores.update(head_metrics(np.stack([y, np.zeros(20)], 1), y, None, "mean_logvar", {}))
+    assert {"rmse", "pinball_q10", "interval_coverage", "nll", "coverage_90"} <= set(scores)
     for split in ("val", "test"):
         missing = [k for k in scores if metric_catalog.find(f"{split}/{k}") is None]
         assert not missing, f"{split}: {missing} are not in training/metric_catalog.py"

@@ -16,9 +16,6 @@ import numpy as np
 
 from training.metrics.regression_intervals import head_metrics
 
-# The names every regression run logs as val/<name> and test/<name>.
-POINT_METRICS = ("rmse", "mae", "r2", "median_ae")
-
 
 def _weights(weights, n: int) -> np.ndarray:
     if weights is None:

@@ -17,6 +17,7 @@ from mlflow.entities import Metric, Param
 from training.study.report import across, figures
 from training.study.report.across import across_datasets, floor, power_note
 from training.study.report.build import build_report, publish
+from training.study.report.collect import collect
 from training.study.report.summary import Metric as Column
 from training.study.report.summary import Stat, TaskSummary
 
@@ -145,7 +146,9 @@ STORE = {"digits": {"triplet": [0.50, 0.52], "contrastive": [0.60, 0.62], "arcfa
 def _compare(client, experiment, datasets) -> str:
     parent = client.create_run(experiment, tags={"losslab.compare": "true"}).info.run_id
     client.log_batch(parent, params=[Param("losses", ",".join(LOSSES)), Param("seeds", "2"),
-                                     Param("epochs", "1"), Param("datasets", ",".join(datasets))])
+                                     Param("epochs", "1"), Param("datasets", ",".join(datasets)),
+                                     Param("imbalance", ",".join(str(10 * (i + 1)) for i in
+                                                                 range(len(datasets))))])
     for dataset in datasets:
         for loss in LOSSES:
             for seed, value in enumerate(STORE[dataset][loss]):
@@ -177,6 +180,9 @@ def test_a_report_over_datasets_from_the_store_alone(mlflow_store):
     assert "## Across datasets" in md and "| contrastive | 1.00 | 0.7600 (1) | 0.6100 (1) |" in md
     for dataset in ("mnist", "digits", "fashion"):  # each dataset's own table, as for one
         assert f"## Loss comparison on {dataset}" in md
+    assert report.by_dataset["digits"]["retrieval"].reference == "triplet"
+    # the parent's per-dataset long tail ("10,20,30" in its datasets' order) goes to each
+    assert collect(client, three).only("digits").params["imbalance"] == "20"
     publish(client, report)
     artifacts = {a.path for a in client.list_artifacts(three)}
     assert {"report.md", "report.csv", "report_across.csv"} <= artifacts

@@ -95,10 +95,16 @@ class CompareRuns:
         return list(dict.fromkeys(listed)) + sorted(found - set(listed))
 
     def only(self, dataset: str) -> CompareRuns:
-        """The same compare with only `dataset`'s children (params: `dataset` set to it)."""
+        """The same compare with only `dataset`'s children. Params: `dataset` set to it, and
+        `imbalance` to its own where the parent logged one per dataset ("10,100", in the
+        order of its `datasets` param)."""
+        params = {**self.params, "dataset": dataset}
+        listed = self.params.get("datasets", "").split(",")
+        ratios = self.params.get("imbalance", "").split(",")
+        if len(ratios) > 1 and len(ratios) == len(listed) and dataset in listed:
+            params["imbalance"] = ratios[listed.index(dataset)]
         return dataclasses.replace(
-            self, params={**self.params, "dataset": dataset},
-            children=tuple(c for c in self.children if c.dataset == dataset))
+            self, params=params, children=tuple(c for c in self.children if c.dataset == dataset))
 
 
 def find_parent(client: mlflow.MlflowClient, experiment: str | None, parent: str | None) -> str:
