@@ -100,8 +100,9 @@ def parse(argv: list[str]) -> dict:
                           "lambdas=0,0.001,... instead")
     words = {**DEFAULTS, **given, **FIXED}
     config = parse_overrides([f"{k}={v}" for k, v in words.items()])
-    if config.task != "regression":
-        raise ConfigError(f"dataset={config.dataset!r} is not a regression dataset")
+    if config.weight:  # the closed form and HessianOfLoss are the unweighted mean
+        raise ConfigError(f"weight={config.weight!r}: the ridge table's closed form is "
+                          "unweighted least squares; valid: no weight= key")
     figure = Path(own["figure"]) if own.get("figure") else None
     return {"lambdas": lambdas, "figure": figure, "points": points, "config": config}
 
@@ -152,6 +153,9 @@ def ridge(settings: dict) -> list[dict]:
     base: Config = settings["config"]
     lambdas = settings["lambdas"]
     rows, landscapes = [], {}
+    # The data first: a dataset that is missing or not a regression table fails here with
+    # exit 2, before any run. The split depends on the seed only, the same for every λ.
+    splits = build_splits(base)
     parent_config = base.replace(run_name="ridge")
     with tracking.open_run(parent_config, tags={"losslab.kind": "ridge"}) as parent:
         mlflow.log_params({"lambdas": ",".join(f"{v:g}" for v in lambdas),
@@ -160,7 +164,6 @@ def ridge(settings: dict) -> list[dict]:
             config = base.replace(l2=l2, run_name=f"linear-mse-l2={l2:g}-seed{base.seed}")
             keep = ModelAtEnd()
             result = train(config, parent_run_id=parent.info.run_id, callbacks=[keep])
-            splits = build_splits(config)
             loss_fn = build_loss(config, splits.y_train, splits.num_classes)
             row = ridge_row(keep.model, splits.x_train, splits.y_train, l2, loss_fn)
             row["test_rmse"] = float(result["rmse"])

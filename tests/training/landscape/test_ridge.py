@@ -24,6 +24,7 @@ from training.landscape.ridge import exact_ridge_rmse, main, parse, table_markdo
     (["lambdas=a"], "lambdas='a'"),
     (["points=4"], "points=4: valid: an odd integer >= 3"),
     (["epochs=x"], "epochs"),
+    (["dataset=csv:t.csv", "target=y", "weight=w"], "weight=.w.: the ridge table.s closed form"),
 ])
 def test_bad_arguments_are_named(words, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
@@ -42,6 +43,8 @@ def test_defaults():
 def test_bad_input_exits_2_and_leaves_no_run(mlflow_store, capsys):
     assert main(["loss=mae"]) == 2
     assert "error: loss='mae'" in capsys.readouterr().err
+    assert main(["dataset=digits"]) == 2  # a classification dataset: found when it loads
+    assert "digits" in capsys.readouterr().err
     assert mlflow.search_runs(search_all_experiments=True).empty
 
 
