@@ -26,6 +26,7 @@ import numpy as np
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
+from training import metric_catalog
 from training.cli import stop_requested
 from training.config import Config, ConfigError
 from training.data.images import ArrayImages
@@ -370,9 +371,8 @@ def run_description(config: Config, run_id: str, test: dict[str, float]) -> str:
     """The run's description (`mlflow.note.content`): loss, data, headline test metrics and
     how to resume or extend it, in one paragraph."""
     args = ", ".join(f"{k}={v}" for k, v in config.resolved_loss_args().items()) or "defaults"
-    headline = ("accuracy", "balanced_accuracy", "balanced_accuracy_posthoc", "macro_f1",
-                "precision_at_1", "map_at_r")
-    shown = ", ".join(f"{k} {test[k]:.4f}" for k in headline if k in test) or "no test metrics"
+    brief = metric_catalog.task(config.task).brief  # the catalogue's metrics a description names
+    shown = ", ".join(f"{k} {test[k]:.4f}" for k in brief if k in test) or "no test metrics"
     long_tail = f", long tail IR {config.imbalance:g}" if config.imbalance > 1 else ""
     return (f"**{config.loss}** ({args}) on **{config.dataset}** ({config.task}{long_tail}), "
             f"{config.epochs} epochs, seed {config.seed}. Test: {shown}. Continue or extend "
