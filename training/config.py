@@ -460,3 +460,11 @@ def _validate_regression(c: Config, task: str) -> None:
     if task != "regression" and (c.outliers or c.drop_nan):
         raise ConfigError(f"outliers and drop_nan are for regression; {c.loss} is a {task} "
                           "loss (leave outliers=0 drop_nan=false)")
+    if task == "regression" and (c.imbalance != 1 or c.head != "auto"):
+        raise ConfigError(f"imbalance={c.imbalance:g} and head={c.head} are for "
+                          f"classification; {c.loss} is a regression loss (leave imbalance=1 "
+                          "head=auto; for robustness to bad targets try outliers=)")
+    if data_catalog.dataset_task(c.dataset) == "regression" and c.augment not in ("auto",
+                                                                                  "none"):
+        raise ConfigError(f"augment={c.augment} transforms images; dataset={c.dataset} is a "
+                          "table (valid: augment=auto or none)")

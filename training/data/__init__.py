@@ -24,6 +24,7 @@ _LAZY = {
     "pk_batch_indices": "pipeline",
     "pk_dataset": "pipeline",
     "pk_steps_per_epoch": "pipeline",
+    "regression_dataset": "regression",
     "available_datasets": "sources",
     "Splits": "splits",
     "load_splits": "splits",

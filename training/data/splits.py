@@ -87,8 +87,8 @@ class Splits:
     outlier_rows: int = 0
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(S, S, C): the model's input."""
+    def input_shape(self) -> tuple[int, ...]:
+        """(S, S, C): the model's input; (F,) for a table's feature rows."""
         return tuple(self.x_train.shape[1:])
 
     def class_counts(self, split: str) -> np.ndarray:

@@ -53,6 +53,9 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
         ([*mse, "dataset=diabetes", "dropout=1"], "dropout=1.0 is out of range"),
         ([*mse, "dataset=diabetes", "model=small_cnn"], "model=small_cnn takes images; this dataset gives feature rows (10,)"),
         (["loss=ce", "outliers=0.1"], "outliers and drop_nan are for regression"),
+        ([*mse, "dataset=diabetes", "imbalance=10"], "imbalance=10 and head=auto are for classification"),
+        ([*mse, f"dataset={good}", "target=y", "augment=strong"], "augment=strong transforms images"),
+        ([*mse, "dataset=diabetes", "augment=light"], "dataset=diabetes is a table"),
         (["loss=pinball", "dataset=diabetes", "quantiles=0.5,0.1"], "quantiles=0.5,0.1 is not sorted"),
         (["loss=pinball", "dataset=diabetes", "quantiles=0.1,1.5"], "quantiles=0.1,1.5 has 1.5 out of range"),
     ]
