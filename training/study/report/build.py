@@ -35,10 +35,7 @@ from training.study.report.across import Across, across_datasets
 from training.study.report.collect import (
     SUMMARY_TAG,
     CompareRuns,
-    ReportError,
     collect,
-    landscape_of,
-    load_test_outputs,
     metric_history,
     references,
 )
@@ -101,7 +98,7 @@ def build_report(client: mlflow.MlflowClient, parent_id: str,
                          for w in measured_nothing(runs, task, histories[task]))
         return Report(parent_id=parent_id, markdown=render.markdown(runs, summaries, warnings),
                       csv=render.csv_text(summaries), summaries=summaries,
-                      figures=_figures(client, runs), warnings=warnings, by_dataset=by_dataset)
+                      figures=figures.of_compare(client, runs), warnings=warnings, by_dataset=by_dataset)
     warnings = tuple(f"{d}: {w}" for d in datasets for task in runs.only(d).tasks()
                      for w in measured_nothing(runs.only(d), task, histories[task]))
     across = {}
@@ -114,7 +111,7 @@ def build_report(client: mlflow.MlflowClient, parent_id: str,
     for d in datasets:
         folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", d).strip("-") or "dataset"
         figures_.update({path.replace("figures/", f"figures/{folder}/", 1): figure
-                         for path, figure in _figures(client, runs.only(d)).items()})
+                         for path, figure in figures.of_compare(client, runs.only(d)).items()})
     for result in (r for per_task in across.values() for r in per_task):
         if result.nemenyi is not None:
             figures_[render_across.figure_path(result)] = figures.critical_difference(
@@ -236,79 +233,3 @@ def description(markdown: str) -> str:
         return markdown
     tail = "\n\n… (cut here: the whole report is the run's report.md artifact)\n"
     return markdown[: MAX_TAG_CHARS - len(tail)] + tail
-
-
-def _by_variant(runs: CompareRuns, task: str) -> dict[str, list]:
-    grouped: dict[str, list] = {}
-    for child in runs.finished(task):
-        grouped.setdefault(child.variant, []).append(child)
-    return grouped
-
-
-def _figures(client: mlflow.MlflowClient, runs: CompareRuns) -> dict[str, Figure]:
-    out: dict[str, Figure] = {}
-    title = runs.params.get("dataset", runs.experiment)
-    for task in runs.tasks():
-        groups = _by_variant(runs, task)
-        histories = {
-            key: {v: [metric_history(client, c.run_id, key) for c in kids]
-                  for v, kids in groups.items()}
-            for key in metric_catalog.task(task).curves
-        }
-        if _has_values(histories):
-            out[f"figures/curves_{task}.png"] = figures.curves(histories, f"{title} ({task})")
-        map_at_r = {"val/map_at_r": histories.get("val/map_at_r", {})}
-        if task == "retrieval" and _has_values(map_at_r):
-            out["figures/val_map_at_r.png"] = figures.curves(map_at_r, f"{title}: val MAP@R")
-        if task == "classification":
-            out.update(_classification_figures(client, groups))
-        landscapes = {}
-        for variant, kids in groups.items():
-            found = next((s for s in (landscape_of(client, c.run_id) for c in kids) if s), None)
-            if found is not None:
-                landscapes[variant] = found
-        if landscapes:
-            from training.landscape import side_by_side  # noqa: PLC0415 (only when present)
-
-            out[f"figures/landscapes_{task}.png"] = side_by_side(
-                landscapes, f"{title}: loss landscapes ({task}, lowest finished seed)")
-    return out
-
-
-def _has_values(histories: dict[str, dict[str, list[np.ndarray]]]) -> bool:
-    return any(len(s) for per_loss in histories.values() for runs in per_loss.values()
-               for s in runs)
-
-
-def _padded(recall: np.ndarray, classes: int) -> np.ndarray:
-    """(classes,) recall, NaN-padded or cut (an older run that logged fewer classes)."""
-    out = np.full(classes, np.nan)
-    out[: min(classes, recall.size)] = recall[:classes]
-    return out
-
-
-def _classification_figures(client, groups) -> dict[str, Figure]:
-    out: dict[str, Figure] = {}
-    counted = [c for kids in groups.values() for c in kids if c.train_counts is not None]
-    if counted and any(c.recall is not None for c in counted):
-        # Same split profile for every loss and seed (only which images, not how many,
-        # depends on the seed): the first run's counts order the classes.
-        counts = counted[0].train_counts
-        recalls = {v: np.stack([_padded(c.recall, counts.size) for c in kids
-                                if c.recall is not None])
-                   for v, kids in groups.items() if any(c.recall is not None for c in kids)}
-        out["figures/per_class_recall.png"] = figures.per_class_recall(recalls, counts)
-    pooled = {}
-    for variant, kids in groups.items():
-        outputs = []
-        for child in kids:
-            try:
-                outputs.append(load_test_outputs(client, child.run_id))
-            except ReportError as exc:
-                print(f"warning: reliability diagram of {variant} leaves out: {exc}")
-        if outputs:
-            pooled[variant] = (np.concatenate([p for p, _ in outputs]),
-                               np.concatenate([y for _, y in outputs]))
-    if pooled:
-        out["figures/reliability.png"] = figures.reliability(pooled)
-    return out
