@@ -106,11 +106,15 @@ def test_the_floor_of_each_test_by_hand():
 def test_too_few_datasets_are_said_plainly():
     note = power_note(2, 3)
     assert note.startswith("With 2 datasets no difference can be significant")
-    assert f"Friedman's p ≥ {math.exp(-2):.3g}" in note and "Wilcoxon's against" in note
+    assert f"Friedman's test: p ≥ {math.exp(-2):.3g}" in note
+    assert "the Wilcoxon test against the reference: p ≥ 0.5 before Holm over 2, 1 after" in note
     # 6 datasets: Friedman can (e^{−6}), Holm's first Wilcoxon step cannot (2 · 2/64 = 0.0625).
     assert power_note(6, 3).startswith("With 6 datasets the Wilcoxon test against the "
                                        "reference cannot be significant")
     assert power_note(7, 3) == ""  # 2 · 2/128 < 0.05
+    # 2 datasets, 9 losses: Friedman can (χ² = 16, 8 df), Nemenyi and Wilcoxon cannot.
+    assert power_note(2, 9).startswith("With 2 datasets Nemenyi's test and the Wilcoxon test "
+                                       "against the reference cannot be significant")
 
 
 def test_a_loss_missing_on_a_dataset_is_left_out_and_named():

@@ -140,24 +140,26 @@ def floor(n: int, k: int) -> Floor:
 
 def power_note(n: int, k: int) -> str:
     """What n datasets and k losses can show, from `floor`: "" when every test can reach
-    ALPHA; else which cannot, or that no difference can be significant."""
+    ALPHA; else which tests cannot, or that no difference can be significant."""
     low = floor(n, k)
     if n < 1 or k < 2:
         return ""
     datasets = "1 dataset" if n == 1 else f"{n} datasets"
     holm_first = min(1.0, low.wilcoxon * (k - 1))
-    wilcoxon = (f"Wilcoxon's against the reference ≥ {low.wilcoxon:.3g} before Holm over "
-                f"{k - 1} ({holm_first:.3g} after)")
+    floors = [("Friedman's test", f"p ≥ {low.friedman:.3g}", low.friedman),
+              ("Nemenyi's test", f"p ≥ {low.nemenyi:.3g}", low.nemenyi)] if k >= 3 else []
+    floors.append(("the Wilcoxon test against the reference", f"p ≥ {low.wilcoxon:.3g} before "
+                   f"Holm over {k - 1}, {holm_first:.3g} after", holm_first))
+    blocked = [(name, text) for name, text, p in floors if p >= ALPHA]
+    if not blocked:
+        return ""
+    details = "; ".join(f"{name}: {text}" for name, text in blocked)
+    alike = f"even if every dataset ranked the {k} losses alike"
     if not low.can_be_significant(k):
-        ranked = (f"Friedman's p ≥ {low.friedman:.3g}, Nemenyi's ≥ {low.nemenyi:.3g}, "
-                  if k >= 3 else "")
-        return (f"With {datasets} no difference can be significant: even if every dataset "
-                f"ranked the {k} losses alike, {ranked}{wilcoxon} (α = {ALPHA:g}). More "
-                "datasets, not more seeds, give these tests power.")
-    if holm_first >= ALPHA:
-        return (f"With {datasets} the Wilcoxon test against the reference cannot be "
-                f"significant: {wilcoxon}, even if every dataset favoured one side.")
-    return ""
+        return (f"With {datasets} no difference can be significant at α = {ALPHA:g}: {alike}, "
+                f"{details}. More datasets, not more seeds, give these tests power.")
+    names = " and ".join(name for name, _ in blocked)
+    return f"With {datasets} {names} cannot be significant ({details}), {alike}."
 
 
 def _mean(summary: TaskSummary, loss: str, metric: Metric) -> float:
