@@ -100,7 +100,7 @@ lock_header = { printf '%s\n' \
 	'\# Install: pip install -r $(1) && pip install --no-deps -e .   (what `make` does)'; \
 	cat $(1); } > $(1).tmp && mv $(1).tmp $(1)
 
-.PHONY: help venv lock train tune test test-backends lint bench ui compare report landscape server workers runs-clean clean
+.PHONY: help venv lock train tune test test-slow test-backends lint bench ui compare report landscape server workers runs-clean clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / { s = $$2; \
@@ -134,8 +134,15 @@ tune: $(STAMP_RUN) ## Tune one loss's hyperparameters with Optuna: make tune LOS
 TEST_WORKERS ?= 3
 PYTEST_WORKERS = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
-test: $(STAMP_DEV) ## Run the test suite (tests/) on TEST_WORKERS=3 processes
-	$(PY) -m pytest -q $(PYTEST_WORKERS)
+# Two tiers. `make test` is every test not marked `slow` (unit tests against NumPy references,
+# small in-process trainings): under 8 minutes on 2 cores, run it before every commit.
+# `make test-slow` is the end-to-end tier (marked `slow`): real processes and signals, servers,
+# the browser, benchmarks' smoke runs, every README command. CI (.ci/run) runs both.
+test: $(STAMP_DEV) ## Run the fast suite (tests/, not marked slow) on TEST_WORKERS=3 processes
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_WORKERS)
+
+test-slow: $(STAMP_DEV) ## Run the end-to-end tier (tests marked slow); CI runs it after make test
+	$(PY) -m pytest -q -m slow $(PYTEST_WORKERS)
 
 test-backends: $(STAMP_BACKENDS) ## Run tests/losses under JAX and PyTorch (installs their CPU builds: the backends extra)
 	KERAS_BACKEND=jax $(PY) -m pytest -q $(PYTEST_WORKERS) tests/losses

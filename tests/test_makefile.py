@@ -41,7 +41,7 @@ TRAINING_TARGETS = [
     "landscape",
     "workers",
 ]
-DEV_TARGETS = ["test", "lint", "test-backends", "server"]
+DEV_TARGETS = ["test", "test-slow", "lint", "test-backends", "server"]
 DEV_ONLY = {
     "pytest",
     "ruff",
