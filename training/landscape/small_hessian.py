@@ -4,8 +4,8 @@ For a model with few trainable parameters (a linear model: ``d + 1``) every meas
 ``hessian.py`` is cheap, and two can be made exact:
 
 - the **trace**: Hutchinson's estimate has a per-probe variance ``2 Σ_{i≠j} H_ij²``. On the
-  diabetes ridge Hessian that is ≈ 97 against a trace of 22, so the default 32–64 probes give a
-  standard error of ≈ 6 % and 1 % needs ~2 000 probes for one standard error. With ``dim``
+  diabetes ridge Hessian that is ≈ 97 against a trace of 22, so a run's default 32 probes give
+  a standard error of ≈ 8 % (64: 6 %), and 1 % needs ~2 000 probes for one standard error. With ``dim``
   products on the unit vectors the trace is exact: ``Σ_i e_iᵀ H e_i``.
 - the **bottom eigenvalue**: Lanczos on ``Hv`` (``min_eigenvalue``) converges within ``dim``
   steps here; the dense Hessian (``dim`` products, ``H e_i`` as columns) gives every
