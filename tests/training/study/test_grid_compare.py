@@ -5,6 +5,7 @@ the same test metrics, each cell once; a failed cell reruns alone on the same co
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,11 +85,12 @@ def test_workers_2_fills_the_grid_and_a_rerun_runs_only_the_failed_cell(
 
     # A new compare (seeds=2) whose focal seed 1 fails once: exit 1, then RESUME=<parent>
     # runs that cell alone, and the report counts every seed.
-    real, calls = trainer.train, []
+    real, calls, failed = trainer.train, [], []
 
     def failing_once(config, **kwargs):
         calls.append((config.loss, config.seed))
-        if (config.loss, config.seed) == ("focal", 1) and calls.count(("focal", 1)) == 1:
+        if (config.loss, config.seed) == ("focal", 1) and not failed:
+            failed.append(True)
             raise RuntimeError("disk on fire")
         return real(config, **kwargs)
 
@@ -97,7 +99,7 @@ def test_workers_2_fills_the_grid_and_a_rerun_runs_only_the_failed_cell(
     assert compare_module.main(two_seeds) == 1
     captured = capsys.readouterr()
     assert "1 of 4 cells failed" in captured.err
-    parent = captured.out.split("parent run ", 1)[1].split()[0]
+    parent = re.search(r"^parent run (\w+) in experiment", captured.out, re.M).group(1)
     calls.clear()
     assert compare_module.main([f"resume={parent}"]) == 0  # make compare RESUME=<parent>
     assert calls == [("focal", 1)]
