@@ -28,6 +28,11 @@ def _pairs(targets, predictions) -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
+def _heading(title: str, text: str) -> str:
+    """The run's title on its own line above the figure's own (a long title would be cut)."""
+    return f"{title}\n{text}" if title else text
+
+
 def prediction_scatter(targets, predictions, title: str = "") -> Figure:
     """Predicted against true values, with the diagonal ``ŷ = y`` (a perfect model).
 
@@ -44,7 +49,7 @@ def prediction_scatter(targets, predictions, title: str = "") -> Figure:
     axes.plot([low, high], [low, high], color="black", linewidth=1, label="ŷ = y")
     rmse = float(np.sqrt(np.mean((p - y) ** 2)))
     axes.set(xlabel="target y", ylabel="prediction ŷ",
-             title=f"{title + ': ' if title else ''}predictions (RMSE {rmse:.4g}, N={len(y)})")
+             title=_heading(title, f"predictions (RMSE {rmse:.4g}, N={len(y)})"))
     axes.set_aspect("equal", adjustable="datalim")
     axes.grid(alpha=GRID_ALPHA)
     axes.legend(loc="upper left")
@@ -94,8 +99,8 @@ def sigma_calibration_figure(sigma, error, bins: int = 10, title: str = "") -> F
     axes.plot(binned["sigma"], binned["mean_abs_error"], "s-", label="observed mean |error|")
     axes.set(xlabel="predicted σ (bin mean)", ylabel="observed error in the bin",
              xlim=(0, top), ylim=(0, top),
-             title=f"{title + ': ' if title else ''}σ calibration, {len(binned['count'])} bins "
-                   f"of ~{int(np.median(binned['count']))} rows")
+             title=_heading(title, f"σ calibration, {len(binned['count'])} bins of "
+                                   f"~{int(np.median(binned['count']))} rows"))
     axes.grid(alpha=GRID_ALPHA)
     axes.legend(loc="upper left", fontsize=8)
     return figure
