@@ -124,7 +124,7 @@ train: $(STAMP_RUN) ## Train one model: make train LOSS=focal DATASET=digits EPO
 	$(PY) -m training.train $(TRAIN_ARGS)
 
 tune: $(STAMP_RUN) ## Tune one loss's hyperparameters with Optuna: make tune LOSS=focal TRIALS=20
-	$(PY) -m training.tune loss=$(LOSS) dataset=$(DATASET) $(call opt,trials,$(TRIALS)) $(call opt,epochs,$(EPOCHS)) $(ARGS)
+	$(PY) -m training.tune loss=$(LOSS) dataset=$(call quote,$(DATASET)) $(call opt,trials,$(TRIALS)) $(call opt,epochs,$(EPOCHS)) $(ARGS)
 
 # The suite on TEST_WORKERS processes (pytest-xdist), a whole file per worker so each module
 # fixture runs once; tests/conftest.py hands out the files with most end-to-end tests first, so
@@ -170,7 +170,7 @@ ui: $(STAMP_RUN) ## MLflow UI on HOST:PORT (default 127.0.0.1:5000) over the def
 ifdef RESUME
 COMPARE_ARGS = resume=$(RESUME) workers=$(WORKERS)
 else
-COMPARE_ARGS = $(if $(DATASETS),datasets=$(DATASETS),dataset=$(DATASET)) $(call opt,seeds,$(SEEDS)) \
+COMPARE_ARGS = $(if $(DATASETS),datasets=$(call quote,$(DATASETS)),dataset=$(call quote,$(DATASET))) $(call opt,seeds,$(SEEDS)) \
 	$(call opt,losses,$(LOSSES)) $(call opt,epochs,$(EPOCHS)) $(call opt,imbalance,$(IMBALANCE)) \
 	$(call opt,landscape,$(LANDSCAPE)) $(call opt,tune,$(TUNE)) $(call opt,sweep,$(SWEEP)) \
 	workers=$(WORKERS) $(ARGS)

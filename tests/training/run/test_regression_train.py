@@ -132,6 +132,17 @@ def test_make_passes_a_dataset_path_with_spaces_as_one_argument():
     assert words[:3] == ["training.train", "loss=mse", "dataset=csv:/data/my data/it's.csv"]
 
 
+@pytest.mark.parametrize(("target", "key"), [("tune", "dataset"), ("compare", "dataset"),
+                                             ("compare", "datasets")])
+def test_make_tune_and_compare_pass_paths_with_spaces_as_one_argument(target, key):
+    value = "digits,idx:/data/my data" if key == "datasets" else "csv:/data/my data/it's.csv"
+    out = subprocess.run(["make", "-n", "-s", "-o", ".venv/.stamp-run", target,
+                          f"{key.upper()}={value}", "LOSS=mse"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    words = shlex.split(out.strip().splitlines()[-1].split(" -m ", 1)[1])
+    assert f"{key}={value}" in words
+
+
 @pytest.mark.slow
 def test_make_train_on_a_csv_in_a_folder_with_a_space(mlflow_store, tmp_path):
     path = _weighted_csv(tmp_path / "my data" / "t.csv")
