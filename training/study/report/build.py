@@ -66,6 +66,10 @@ class Report:
     across: dict[str, list[Across]] = dataclasses.field(default_factory=dict)
     texts: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self):
+        if not self.by_dataset and self.summaries:  # a Report made from one dataset's tables
+            self.by_dataset = {"": self.summaries}
+
     @property
     def table(self) -> dict[str, dict[str, dict[str, Stat]]]:
         """task → loss → metric key (`test/accuracy`) → Stat (one-dataset compares)."""
