@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow.entities import Metric, Param
 
-from training.study.report import across, figures
+from training.study.report import across, figures, render_across
 from training.study.report.across import across_datasets, floor, power_note
 from training.study.report.build import build_report, publish
 from training.study.report.collect import collect
@@ -123,6 +123,8 @@ def test_a_loss_missing_on_a_dataset_is_left_out_and_named():
     result = across_datasets(_summaries(table), MAPR, "triplet")
     assert result.losses == ("triplet", "b") and result.left_out == ("a",)
     assert math.isnan(result.friedman_p) and result.nemenyi is None  # 2 losses: no Friedman
+    assert "; 2 losses: no Friedman test (it needs 3)." in render_across.answer(result)
+    assert "Left out (no value on every dataset): a." in render_across.section(result)
 
 
 def test_the_critical_difference_diagram_is_drawn(tmp_path):

@@ -51,7 +51,7 @@ def answer(result: Across) -> str:
     if len(best) > 1:
         line += f", tied with {', '.join(best[1:])}"
     if math.isnan(result.friedman_p):
-        line += f"; {k} losses: no Friedman test (it needs 3)."
+        line += f"; {k} {'loss' if k == 1 else 'losses'}: no Friedman test (it needs 3)."
     else:
         word = "differ" if result.friedman_p < ALPHA else "do not differ significantly"
         line += f"; Friedman p {_p(result.friedman_p)}: the losses {word} in rank."
