@@ -74,14 +74,27 @@ def _batches(images: Images, epoch_indices, batch_size: int, seed: int, initial_
         order = np.asarray(epoch_indices(int(epoch)), np.int64)
         return order, epoch_params(int(epoch))[order]
 
+    # crop_flip on decoded files: cropped and flipped per image inside the decode map (a slice
+    # and a reverse, as Keras's own per-image pipeline does), so the batch only turns to float.
+    per_image = (images.view.policy == "crop_flip" and getattr(images, "is_image", True)
+                 and images.stored == images.image_size)
+    size = images.image_size
+
+    def element(i, p):
+        raw = images.load_one(i)
+        return (transforms.crop_flip_one(raw, size, p) if per_image else raw), i, p
+
+    def batch_view(raw, p):
+        return transforms.to_float(raw) if per_image else view(raw, p)
+
     def epoch_batches(epoch):
         order, params = tf.numpy_function(epoch_order, [epoch], (tf.int64, tf.float32),
                                           stateful=False)
         order.set_shape([None])
         params.set_shape([None, 5])
         ds = tf.data.Dataset.from_tensor_slices((order, params))
-        ds = ds.map(lambda i, p: (images.load_one(i), i, p), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(batch_size).map(lambda raw, i, p: (view(raw, p), i, epoch),
+        ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size).map(lambda raw, i, p: (batch_view(raw, p), i, epoch),
                                         num_parallel_calls=tf.data.AUTOTUNE)
 
     return tf.data.Dataset.range(initial_epoch, np.iinfo(np.int64).max).flat_map(epoch_batches)

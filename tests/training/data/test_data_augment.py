@@ -64,7 +64,9 @@ def test_resized_crop_of_the_whole_image_at_its_own_size_is_the_image():
     params = np.array([[0, 0, 16, 16, 0], [0, 0, 16, 16, 1], [0, 0, 16, 16, 0]], np.float32)
     # train_batch resizes to the stored side (⌈16·256/224⌉ = 19) first, so test the crop op.
     got = np.asarray(transforms._resized_crop(images, 16, params))
-    np.testing.assert_allclose(got, images, atol=1e-6)
+    want = images.copy()
+    want[1] = images[1, :, ::-1]  # its flip is set: the box runs right to left
+    np.testing.assert_allclose(got, want, atol=1e-6)
     # A box of one pixel row/col block upsampled: every output pixel is that pixel.
     one = np.array([[5, 7, 1, 1, 0]] * 3, np.float32)
     got = np.asarray(transforms._resized_crop(images, 4, one))
@@ -89,3 +91,15 @@ def test_pipeline_batches_apply_each_images_own_params(policy):
     if policy == "crop_flip":
         np.testing.assert_allclose(got, crop_flip_loop(x[order] / np.float32(255), params, side,
                                                        transforms.CROP_PAD), atol=1e-7)
+
+
+def test_per_image_crop_flip_equals_the_loop():
+    """Decoded files crop per image (a slice) inside the decode map: same pixels as the loop."""
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(6, 10, 10, 3)).astype(np.uint8)
+    params = transforms.augment_params("crop_flip", 1, 0, 6, 10, 10)
+    params[:2, 4] = (1, 0)  # both flips appear
+    got = np.stack([np.asarray(transforms.crop_flip_one(img, 10, row))
+                    for img, row in zip(images, params, strict=True)])
+    want = crop_flip_loop(images.astype(np.float32), params, 10, transforms.CROP_PAD)
+    np.testing.assert_array_equal(got, want)
