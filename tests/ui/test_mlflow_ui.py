@@ -142,11 +142,18 @@ def test_the_experiment_link_lists_one_summary_run_per_loss(ui):
                                                "focal · mean of 2 seeds"]
     _close_assistant(page)
     page.screenshot(path=ui["shots"] / "compare-runs.png")
-    # The chart view of the same runs: the summary runs' bars side by side.
+    # The chart view of the same runs, grouped by loss (the tag every child carries): one
+    # group per loss holding its seeds and its summary run.
     page.goto(ui["experiment"] + "&compareRunsMode=CHART")
+    page.get_by_text("Group by").first.click()
+    page.get_by_text("losslab.variant", exact=True).first.click()
+    page.keyboard.press("Escape")
+    for loss in ("ce", "focal"):
+        page.get_by_text(f"Group: {loss}").first.wait_for()
+    page.get_by_placeholder("Search metric charts").fill("test/balanced_accuracy")
     page.get_by_text("test/balanced_accuracy").first.wait_for()
-    page.wait_for_timeout(1500)  # charts draw after their titles
-    page.screenshot(path=ui["shots"] / "compare-charts.png")
+    page.wait_for_timeout(1500)  # charts draw after their titles (the assistant stays closed)
+    page.screenshot(path=ui["shots"] / "compare-grouped-chart.png")
 
 
 def test_the_parent_link_shows_the_winner_before_show_more(ui):
