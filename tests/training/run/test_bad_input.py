@@ -159,7 +159,7 @@ def _matrix(tmp_path: Path) -> list[tuple[str, dict, list[str], str]]:
         ("tune", {"OPTUNA_STORAGE": str(folder)}, ["loss=focal", "trials=2"],
          f"OPTUNA_STORAGE={folder}: {folder} is a folder"),
         ("tune", {"MLFLOW_TRACKING_URI": "sqlite:////etc/hostname/m.db"},
-         ["loss=focal", "trials=2"], "the Optuna journal /etc/hostname/optuna.journal"),
+         ["loss=focal", "trials=2"], "MLFLOW_TRACKING_URI=sqlite:////etc/hostname/m.db"),
         ("tune", {"MLFLOW_TRACKING_URI": down}, ["loss=focal", "trials=2"],
          "the MLflow store http://alice:***@127.0.0.1"),
         ("tune", {}, ["loss=focal", "trials=0"], "trials=<value> is required"),

@@ -19,7 +19,15 @@ import optuna
 from optuna.trial import TrialState
 
 from training.errors import ConfigError, TrackingError
-from training.reachable import DEFAULT_URI, check_folder, local_path, redact, scrub, store_lock
+from training.reachable import (
+    DEFAULT_URI,
+    check_folder,
+    check_store,
+    local_path,
+    redact,
+    scrub,
+    store_lock,
+)
 from training.reachable import tracking_uri as current_tracking_uri
 
 if typing.TYPE_CHECKING:
@@ -67,6 +75,9 @@ def check_storage(environ: typing.Mapping[str, str] | None = None) -> None:
     `sqlite:////proc/x/o.db`). Unset MLFLOW_TRACKING_URI: the local store."""
     environ = os.environ if environ is None else environ
     uri = environ.get("MLFLOW_TRACKING_URI", "") or DEFAULT_URI
+    local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+    if local and not environ.get("OPTUNA_STORAGE", "").strip():
+        check_store(uri)  # the journal goes beside the store: a bad store is named first
     location = storage_location(environ, uri)
     named = (f"OPTUNA_STORAGE={redacted(location)}" if environ.get("OPTUNA_STORAGE", "").strip()
              else f"the Optuna journal {location}")
