@@ -115,7 +115,7 @@ def fake_compare(tmp_path_factory, new_store):
 
 def test_a_failed_child_is_reported_and_the_others_kept(fake_compare):
     client, parent = fake_compare["client"], fake_compare["parent"]
-    assert "1 of 6 runs failed" in str(fake_compare["error"])
+    assert "1 of 6 cells failed" in str(fake_compare["error"])
     assert "focal seed 2: RuntimeError: boom" in str(fake_compare["error"])
     assert parent.info.status == "FAILED"
     children = [r for r in client.search_runs(
