@@ -212,10 +212,10 @@ def test_tune_and_compare_pass_the_tuning_knobs():
     out = _commands(
         make("-n", *stamps, "tune", "LOSS=focal", "TRIALS=20", "EPOCHS=3", "ARGS=gamma=1")
     )
-    assert "-m training.tune loss=focal dataset=digits trials=20 epochs=3 gamma=1" in out, out
+    assert "-m training.tune loss=focal dataset='digits' trials=20 epochs=3 gamma=1" in out, out
     out = _commands(make("-n", *stamps, "compare", "TUNE=1", "SWEEP=gamma", "LOSSES=ce,focal"))
     assert (
-        "-m training.compare dataset=digits losses=ce,focal" in out and " tune=1 sweep=gamma" in out
+        "-m training.compare dataset='digits' losses=ce,focal" in out and " tune=1 sweep=gamma" in out
     ), out
     assert " tune=" not in make("-n", *stamps, "compare")
 
