@@ -152,6 +152,24 @@ def signals_deferred():
         _raise_killed(_deferred.pop(), None)
 
 
+@contextlib.contextmanager
+def signals_default():
+    """SIGTERM and Ctrl-C with their default action (the process ends at once) for the block:
+    for loading TensorFlow's C++ libraries before anything is written. A Python handler runs
+    only between bytecodes, and one dlopen of TensorFlow takes seconds (tens under load), so a
+    worker signalled there was seen alive 10 s later; nothing exists yet that a handler would
+    need to close. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def stop_requested() -> bool:
     """Whether a SIGTERM arrived during the current command (see `_raise_killed`)."""
     return bool(_signalled)

@@ -138,3 +138,26 @@ def test_help_of_an_unknown_loss_exits_2():
     out = _help("loss=hinge", "--help")
     assert "unknown loss 'hinge'" in out.stderr
     assert out.stdout.rstrip().endswith("noTF 2")
+
+
+def test_signals_default_lets_a_sigterm_end_the_process_while_libraries_load():
+    """While TensorFlow's C++ libraries load no Python handler can run (one long dlopen), so
+    the compare loads them with SIGTERM and Ctrl-C at their default action, and restores its
+    own handlers after."""
+    import signal
+
+    from training import cli
+
+    def mine(signum, frame):
+        pass
+
+    before = {s: signal.signal(s, mine) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with cli.signals_default():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

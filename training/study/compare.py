@@ -52,7 +52,7 @@ import json
 import os
 import sys
 
-from training.cli import run_cli
+from training.cli import run_cli, signals_default
 from training.config import Config
 from training.help import compare_help
 from training.study import grid, grid_settings
@@ -86,14 +86,15 @@ def compare(settings: CompareSettings):
     and log the report. → `Report` (None in a local worker: its launcher reports)."""
     # Imported here, not at the top: `python -m training.compare --help` and the parser above
     # must answer without TensorFlow and MLflow (6 s); these run once the settings are valid.
-    from training import quiet  # noqa: PLC0415 (importing it imports TensorFlow quietly)
+    with signals_default():  # a signal while the C++ libraries load ends the process at once
+        from training import quiet  # noqa: PLC0415 (importing it imports TensorFlow quietly)
 
-    quiet.import_tensorflow()  # before Keras does, or TensorFlow's start-up lines show
-    import mlflow  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
+        quiet.import_tensorflow()  # before Keras does, or TensorFlow's start-up lines show
+        import mlflow  # noqa: PLC0415
+        import tensorflow as tf  # noqa: PLC0415
 
-    from training.run import checkpoint, tracking  # noqa: PLC0415
-    from training.study.report import build_report, publish  # noqa: PLC0415
+        from training.run import checkpoint, tracking  # noqa: PLC0415
+        from training.study.report import build_report, publish  # noqa: PLC0415
 
     settings = resolve_resume(settings)  # resume=<parent>: its own settings
     worker = os.environ.get(grid_settings.WORKER_ENV) is not None  # its env set the threads
