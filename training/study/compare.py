@@ -98,10 +98,10 @@ def compare(settings: CompareSettings):
 
     settings = resolve_resume(settings)  # resume=<parent>: its own settings
     worker = os.environ.get(grid_settings.WORKER_ENV) is not None  # its env set the threads
-    if not worker and (warning := grid_settings.pin_threads(tf)) is not None:
-        print(f"warning: {warning}", file=sys.stderr, flush=True)
     cells = cell_list(settings, child_configs)
     checkpoint.check_root(cells[0].config.checkpoint_dir)  # exit 2 before the parent exists
+    if not worker and (warning := grid_settings.pin_threads(tf)) is not None:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)  # after the input checks
     location = storage_location()
     name = grid.study_name(fingerprint(settings))
     study, created = grid.open_grid(name, location)
