@@ -37,13 +37,16 @@ import time
 from pathlib import Path
 
 import mlflow
+import sqlalchemy
 from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.store.db.utils import _initialize_tables
 
 from training.errors import BAD_INPUT, ConfigError, TrackingError
 from training.keyvalue import Key, parse_keys
 from training.reachable import (  # noqa: F401 (store_lock: re-exported)
     check_store,
+    local_path,
     redact,
     scrub,
     store_lock,
@@ -74,8 +77,9 @@ def open_store(uri: str | None = None, *, clean: bool = True) -> mlflow.MlflowCl
     if uri in _opened:
         return mlflow.MlflowClient(uri)
     with store_lock(uri):
-        # The first client builds MLflow's store object (cached per URI by MLflow): for a new
-        # or older SQLite file that is where the schema is created or migrated.
+        _create_sqlite_atomically(uri)
+        # The first client builds MLflow's store object (cached per URI by MLflow): for an
+        # older SQLite file that is where the schema is migrated.
         try:
             client = mlflow.MlflowClient(uri)
             client.search_experiments(max_results=1)
@@ -91,6 +95,28 @@ def open_store(uri: str | None = None, *, clean: bool = True) -> mlflow.MlflowCl
                   f"{scrub(str(exc)).splitlines()[0] if str(exc) else ''})", flush=True)
     _opened.add(uri)
     return client
+
+
+def _create_sqlite_atomically(uri: str) -> None:
+    """A new SQLite store gets MLflow's schema in a temporary file beside it, renamed into
+    place when complete: a SIGTERM or SIGKILL halfway through the ~40 migrations (seconds,
+    more under load) leaves no half-migrated store that every later command refuses ("table
+    secrets already exists"). Uses MLflow's own
+    `_initialize_tables` (create_all + alembic upgrade), the call its SQLAlchemy store makes
+    on a new database."""
+    path = local_path(uri) if uri.startswith("sqlite:") else None
+    if path is None or (path.exists() and path.stat().st_size > 0):
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    engine = sqlalchemy.create_engine(f"sqlite:///{temporary}")
+    try:
+        _initialize_tables(engine)
+    except BaseException:  # a signal or an error halfway: nothing half-made stays behind
+        engine.dispose()
+        temporary.unlink(missing_ok=True)
+        raise
+    engine.dispose()
+    os.replace(temporary, path)
 
 
 # --- which process a run belongs to -----------------------------------------------------------
