@@ -80,7 +80,6 @@ def test_a_sigterm_at_any_moment_ends_the_worker_within_10_s(delay, tmp_path):
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         time.sleep(delay)
-        alive = worker.poll() is None
         signalled = time.monotonic()
         worker.send_signal(signal.SIGTERM)
         try:
@@ -97,7 +96,8 @@ def test_a_sigterm_at_any_moment_ends_the_worker_within_10_s(delay, tmp_path):
     if worker.returncode == -signal.SIGTERM:  # before Python reached our handler (importing)
         assert "grid compare-grid-" not in output, output[-3000:]  # nothing had started
     else:
-        assert worker.returncode in ((143,) if alive else (0, 143)), output[-3000:]
+        # 0: the signal came as the compare was already finishing (its report printed): ended.
+        assert worker.returncode in (0, 143), output[-3000:]
     assert took < EXIT_WITHIN_S
     if (tmp_path / "mlflow.db").exists():
         client = mlflow.MlflowClient(uri)
