@@ -4,6 +4,7 @@ whose study is then resumed."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -185,14 +186,18 @@ def test_two_local_workers_share_the_study_total(mlflow_store, tmp_path, capsys,
 def test_a_worker_killed_mid_trial_loses_only_that_trial(mlflow_store, tmp_path):
     argv = _argv(tmp_path, "trials=1", "epochs=2")
     settings = tune.parse_settings(argv)
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")  # a crash prints every thread's stack
     worker = subprocess.Popen(_tune_command(tmp_path, "trials=1", "epochs=2"), cwd=REPO_ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     journal = tmp_path / "optuna.journal"
     deadline = time.monotonic() + 120
     try:  # wait until trial 0 trains: its MLflow run is open and fit has begun
         while time.monotonic() < deadline and worker.poll() is None:
             if journal.exists():
-                trials = _study(settings, tmp_path).trials
+                try:
+                    trials = _study(settings, tmp_path).trials
+                except KeyError:  # the journal file exists before the study is written in it
+                    trials = []
                 if trials and tune.RUN_ATTR in trials[0].user_attrs:
                     break
             time.sleep(0.3)

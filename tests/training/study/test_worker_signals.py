@@ -1,7 +1,7 @@
 """A SIGTERM to a compare worker at 20 moments of its life (importing, opening the store and
 the grid, building, tracing, training, evaluating, logging, reporting): it ends within 10 s,
 exit 143 (0 when it had finished; killed by the signal itself while Python is still importing,
-before our handler exists and before anything started), and leaves no MLflow run RUNNING and no
+before our handler exists and before anything started, or in the shutdown after it finished), and leaves no MLflow run RUNNING and no
 cell RUNNING.
 
 Each case is a fresh process on a new store (TensorFlow's import is most of its CPU), so the
@@ -93,8 +93,12 @@ def test_a_sigterm_at_any_moment_ends_the_worker_within_10_s(delay, tmp_path):
     finally:
         if worker.poll() is None:
             worker.kill()
-    if worker.returncode == -signal.SIGTERM:  # before Python reached our handler (importing)
-        assert "grid compare-grid-" not in output, output[-3000:]  # nothing had started
+    if worker.returncode == -signal.SIGTERM:
+        # Killed by the signal itself with no handler installed: while Python was importing,
+        # before anything started, or in the interpreter's shutdown after the compare had
+        # finished (its report's last line printed; seen at 25 s and 30 s on a fast machine).
+        finished = "view it: " in output.rsplit("parent run ", 1)[-1]
+        assert finished or "grid compare-grid-" not in output, output[-3000:]
     else:
         # 0: the signal came as the compare was already finishing (its report printed): ended.
         assert worker.returncode in (0, 143), output[-3000:]
