@@ -43,6 +43,9 @@ AUTO_AUGMENT = {"classification": "none", "retrieval": "strong", "regression": "
 HEADS = ("auto", "dense", "cosine")
 # Second stage after training (training/run/stage2.py; Kang et al. 2020, Alshammari et al. 2022).
 STAGE2 = ("none", "tau_norm", "crt", "lws", "weight_balancing")
+# A cosine head's class weights are unit-normalised, so τ-norm and MaxNorm leave it as it is:
+# only these stages change it.
+COSINE_STAGE2 = ("crt", "lws")
 # The validation metric a run is selected on (early stopping, tuning objective), per task: the
 # metric catalogue's (training/metric_catalog.py), under the name the trainer and tuner import.
 SELECTION_METRIC = selection_metrics()
@@ -134,7 +137,7 @@ class Config:
     sam_adaptive: bool = _f(False, "SAM: ASAM's scale-invariant ascent (Kwon et al. 2021; try ρ = 0.5)")
     # --- long tail beyond the loss: sampler and second stage -------------------------------
     sampler: str = _f("instance", "classification: class c drawn ∝ n_c^q, instance q=1 | class_balanced q=0 | sqrt q=½ | progressive q 1→0", SAMPLERS)
-    stage2: str = _f("none", "classification, dense head: a second stage after training, none | tau_norm | crt | lws | weight_balancing", STAGE2)
+    stage2: str = _f("none", "classification: a second stage after training, none | tau_norm | crt | lws | weight_balancing (a cosine head: crt | lws)", STAGE2)
     stage2_epochs: int = _f(10, "epochs of the crt, lws and weight_balancing stage (class-balanced batches)")
 
     def __post_init__(self) -> None:
@@ -421,9 +424,11 @@ def _validate(c: Config) -> None:
     if spec.task != "classification" and (c.sampler != "instance" or c.stage2 != "none"):
         raise ConfigError(f"sampler={c.sampler} and stage2={c.stage2} are for classification; "
                           f"{c.loss} is a {spec.task} loss (use sampler=instance stage2=none)")
-    if c.stage2 != "none" and c.resolved_head() != "dense":
-        raise ConfigError(f"stage2={c.stage2} needs a dense head; {c.loss} with "
-                          f"head={c.head} has a cosine head (use head=dense or stage2=none)")
+    if c.stage2 not in ("none", *COSINE_STAGE2) and c.resolved_head() == "cosine":
+        raise ConfigError(
+            f"stage2={c.stage2} leaves a cosine head unchanged ({c.loss} with head={c.head}: "
+            "its class weights are unit-normalised); with a cosine head choose stage2="
+            f"{' or '.join(COSINE_STAGE2)}, or head=dense")
     if spec.task == "retrieval" and c.head == "cosine":
         raise ConfigError("head=cosine is a classification head; retrieval losses take "
                           "embeddings (head=auto)")

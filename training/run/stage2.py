@@ -11,6 +11,12 @@ al., CVPR 2022).
   the run's ridge `l2` and a MaxNorm constraint ‖w_c‖ ≤ δ (projected after every step);
   δ ∈ {¼, ½, ¾, 1} × the largest trained ‖w_c‖, chosen on val.
 
+A cosine head (LDAM-DRW's: cos(x, w_c), the loss scales it by s) takes `crt` (a new cosine
+classifier, seeded like the model's, trained with cross entropy on s·cos) and `lws` (logits
+f_c·cos, folded into MaxNorm-free built-in layers: UnitNormalization + Dense(no bias) whose
+kernel is f_c·w_c/‖w_c‖, as the logged model has it). τ-norm and MaxNorm would leave its
+unit-normalised class weights unchanged, so the config refuses them.
+
 The trunk is frozen, so the stage trains on its features, computed once (inference mode: no
 augmentation, BatchNorm statistics as trained) for train and val: seconds, and the trunk stays
 bit-identical by construction. Each stage-2 epoch is a pure function of (seed, E + k) like the
@@ -32,6 +38,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from losses import ProxyHead
+from models.export import inference_model
 from training.config import Config
 from training.data.samplers import epoch_indices
 from training.metrics.long_tail import choose_tau, tau_normalized_kernel
@@ -78,13 +86,9 @@ def run(config: Config, model: keras.Model, loss_fn, splits, folder: Path,
     """
     if config.stage2 == "none":
         return None
-    found = evaluate.dense_head(model)
-    if found is None:
-        raise ValueError(f"stage2={config.stage2} needs a model that ends in a Dense layer; "
-                         f"{config.model}'s last layer is {type(model.layers[-1]).__name__}")
-    pair, dense = found
-    kernel, bias = (np.asarray(keras.ops.convert_to_numpy(w), np.float32)
-                    for w in (dense.kernel, dense.bias))
+    pair, kernel, bias = _classifier(config, model)
+    cosine = bias is None
+    scale = float(getattr(loss_fn, "scale", 1.0))  # LDAM's s: the probabilities are softmax(s·z)
     counts = np.bincount(splits.y_train, minlength=splits.num_classes)
     f_val = evaluate.features_and_logits(pair, splits.x_val)[0]
     if config.stage2 == "tau_norm":
@@ -101,16 +105,37 @@ def run(config: Config, model: keras.Model, loss_fn, splits, folder: Path,
             note = (f"weight balancing: MaxNorm δ = {delta:.4g} (chosen on val), "
                     f"{config.stage2_epochs} epochs on the frozen trunk")
         else:
-            head = (crt_head(kernel.shape[0], kernel.shape[1], config.seed)
-                    if config.stage2 == "crt" else lws_head(kernel, bias))
-            _fit_head(config, head, data, loss_fn, step, class_weights=None, q=0.0, log=True)
+            if config.stage2 == "crt":
+                head = (cosine_crt_head if cosine else crt_head)(
+                    kernel.shape[0], kernel.shape[1], config.seed)
+            else:
+                head = cosine_lws_head(kernel) if cosine else lws_head(kernel, bias)
+            _fit_head(config, head, data, loss_fn, step, class_weights=None, q=0.0, log=True,
+                      scale=scale)
             weights = folded_weights(head)
             note = {"crt": "classifier re-trained (cRT)",
                     "lws": "learnable weight scaling (LWS)"}[config.stage2]
-            note += f", {config.stage2_epochs} epochs on the frozen trunk, class-balanced batches"
+            note += (f"{' of the cosine head' if cosine else ''}, {config.stage2_epochs} "
+                     "epochs on the frozen trunk, class-balanced batches")
     (Path(folder) / DONE).parent.mkdir(parents=True, exist_ok=True)
     (Path(folder) / DONE).write_text(config.stage2 + "\n")
-    return StageTwo(with_head(model, *weights), f"The logged model is the stage-2 model: {note}.")
+    staged = with_cosine_head(model, *weights) if cosine else with_head(model, *weights)
+    return StageTwo(staged, f"The logged model is the stage-2 model: {note}.")
+
+
+def _classifier(config: Config, model: keras.Model):
+    """(images → (features, logits) model, kernel (F, C), bias (C,), or None for a cosine
+    head, whose kernel is then its (unnormalised) class weights)."""
+    last = model.layers[-1]
+    if not isinstance(last, (keras.layers.Dense, ProxyHead)):
+        raise ValueError(f"stage2={config.stage2} needs a model that ends in a Dense layer or a "
+                         f"cosine head; {config.model}'s last layer is {type(last).__name__}")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    pair = keras.Model(inputs, [last.input, last.output])
+    kernel = np.asarray(keras.ops.convert_to_numpy(last.weights[0]), np.float32)
+    if isinstance(last, ProxyHead):
+        return pair, kernel, None
+    return pair, kernel, np.asarray(keras.ops.convert_to_numpy(last.bias), np.float32)
 
 
 # --- heads trained on features -----------------------------------------------------------
@@ -135,6 +160,23 @@ def crt_head(features: int, classes: int, seed: int) -> keras.Model:
                                                   name="logits")(inputs))
 
 
+def cosine_crt_head(features: int, classes: int, seed: int) -> keras.Model:
+    """features (B, F) → cosines (B, C) to fresh class weights (the model's cosine-head
+    initialiser, seeded)."""
+    inputs = keras.Input((features,))
+    init = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal", seed=seed)
+    return keras.Model(inputs, ProxyHead(classes, initializer=init, name="logits")(inputs))
+
+
+def cosine_lws_head(proxies: np.ndarray) -> keras.Model:
+    """features → f ⊙ cos(x, w): the trained cosine head frozen, the scales f trainable."""
+    inputs = keras.Input((proxies.shape[0],))
+    cosine = ProxyHead(proxies.shape[1], trainable=False, name="logits")
+    head = keras.Model(inputs, ClassScale(name="scale")(cosine(inputs)))
+    cosine.set_weights([proxies])
+    return head
+
+
 def lws_head(kernel: np.ndarray, bias: np.ndarray) -> keras.Model:
     """features → f ⊙ (x W + b): the trained dense layer frozen, the scales f trainable."""
     inputs = keras.Input((kernel.shape[0],))
@@ -145,25 +187,29 @@ def lws_head(kernel: np.ndarray, bias: np.ndarray) -> keras.Model:
     return head
 
 
-def folded_weights(head: keras.Model) -> tuple[np.ndarray, np.ndarray]:
-    """(kernel, bias) of one dense layer equal to the head: W·diag(f), b ⊙ f for LWS."""
-    kernel, bias = head.get_layer("logits").get_weights()
-    if any(isinstance(layer, ClassScale) for layer in head.layers):
-        scale = head.get_layer("scale").get_weights()[0]
-        return kernel * scale[None, :], bias * scale
+def folded_weights(head: keras.Model) -> tuple[np.ndarray, ...]:
+    """(kernel, bias) of one dense layer equal to the head: W·diag(f), b ⊙ f for LWS. A cosine
+    head: (its class weights, the LWS scales f or None), for `with_cosine_head`."""
+    layer = head.get_layer("logits")
+    scales = [s.get_weights()[0] for s in head.layers if isinstance(s, ClassScale)]
+    if isinstance(layer, ProxyHead):
+        return layer.get_weights()[0], (scales[0] if scales else None)
+    kernel, bias = layer.get_weights()
+    if scales:
+        return kernel * scales[0][None, :], bias * scales[0]
     return kernel, bias
 
 
-def _fit_head(config, head, data, loss_fn, step, *, class_weights, q, log) -> float:
+def _fit_head(config, head, data, loss_fn, step, *, class_weights, q, log, scale=1.0) -> float:
     """Trains `head` for `stage2_epochs` on (features, labels) batches drawn with p_c ∝ n_c^q,
-    plain cross entropy (times `class_weights[y]` when given), Adam at LR_MULT × the run's
-    rate with a cosine decay to 1 % → val balanced accuracy; with `log`, the curves at steps step + 1, …"""
+    plain cross entropy on scale·logits (times `class_weights[y]` when given), Adam at
+    LR_MULT × the run's rate with a cosine decay to 1 % → val balanced accuracy; with `log`,
+    the curves at steps step + 1, …"""
     f_train, y_train, f_val, y_val, counts = data
     steps = -(-len(y_train) // config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         LR_MULT * config.learning_rate, decay_steps=config.stage2_epochs * steps, alpha=0.01)
-    head.compile(optimizer=keras.optimizers.Adam(schedule),
-                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    head.compile(optimizer=keras.optimizers.Adam(schedule), loss=_cross_entropy(scale),
                  jit_compile=False)
     score = 0.0
     for k in range(config.stage2_epochs):
@@ -182,6 +228,18 @@ def _fit_head(config, head, data, loss_fn, step, *, class_weights, q, log) -> fl
                        **{f"val/stage2/{key}": v for key, v in val.items()}}
             tracking.log_metrics(metrics, step=step + k + 1, beat=True)
     return score
+
+
+def _cross_entropy(scale: float):
+    """Cross entropy of softmax(scale · logits): a cosine head's cosines lie in [−1, 1], and
+    unscaled their softmax stays near uniform (Wang et al., NormFace 2017)."""
+    if scale == 1.0:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def scaled(y, logits):
+        return keras.losses.sparse_categorical_crossentropy(y, logits * scale, from_logits=True)
+
+    return scaled
 
 
 def _weight_balancing(config, kernel, bias, data, loss_fn, step):
@@ -222,3 +280,18 @@ def with_head(model: keras.Model, kernel: np.ndarray, bias: np.ndarray) -> keras
     copy.set_weights(model.get_weights())
     copy.layers[-1].set_weights([np.asarray(kernel, np.float32), np.asarray(bias, np.float32)])
     return copy
+
+
+def with_cosine_head(model: keras.Model, proxies: np.ndarray,
+                     scales: np.ndarray | None) -> keras.Model:
+    """A copy of `model` whose cosine head holds `proxies`; with LWS `scales`, in built-in
+    layers (UnitNormalization + Dense(no bias), kernel f_c · w_c/‖w_c‖: logits f_c·cos)."""
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    copy.layers[-1].set_weights([np.asarray(proxies, np.float32)])
+    if scales is None:
+        return copy
+    built = inference_model(copy, drop_proxies=False)
+    dense = built.layers[-1]
+    dense.set_weights([dense.get_weights()[0] * np.asarray(scales, np.float32)[None, :]])
+    return built

@@ -144,3 +144,86 @@ def test_interrupted_at_the_first_stage2_epoch_resumes_exactly(tiny, mlflow_stor
     run = client.get_run(run_id)
     assert "stage-2 model" in run.data.tags["mlflow.note.content"]
     assert Path(run.data.tags["losslab.checkpoint_dir"], stage2.DONE).is_file()
+
+
+def numpy_cosines(x, proxies):
+    out = np.zeros((len(x), proxies.shape[1]))
+    for i in range(len(x)):
+        for c in range(proxies.shape[1]):
+            a, b = x[i].astype(np.float64), proxies[:, c].astype(np.float64)
+            out[i, c] = a @ b / (np.sqrt(a @ a) * np.sqrt(b @ b))
+    return out
+
+
+@pytest.fixture(scope="module")
+def digits_cosine(digits):
+    """LDAM-DRW's cosine head on the same splits (untrained)."""
+    _, _, _, splits = digits
+    config = Config(dataset="digits", imbalance=10.0, stage2_epochs=2, loss="ldam_drw")
+    keras.utils.set_random_seed(0)
+    model = build_model(config, splits.x_train.shape[1:], splits.num_classes)
+    assert type(model.layers[-1]).__name__ == "ProxyHead"
+    return config, model, build_loss(config, splits.y_train, splits.num_classes), splits
+
+
+def _features(model, x):
+    last = model.layers[-1]
+    pair = keras.Model(model.inputs[0], last.input)
+    return np.asarray(keras.ops.convert_to_numpy(pair(x, training=False)), np.float64)
+
+
+def test_crt_of_a_cosine_head_retrains_only_its_class_weights(digits_cosine, mlflow_store,
+                                                              tmp_path):
+    config, model, loss, splits = digits_cosine
+    before = [np.array(w) for w in model.get_weights()]
+    second, run = run_stage(config, model, loss, splits, tmp_path, stage2="crt")
+    after = second.model.get_weights()
+    for got, want in zip(after[:-1], before[:-1], strict=True):  # trunk: bit-identical
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(after[-1], before[-1])  # new class weights
+    # Its logits are still cosines: features against the new class weights, in NumPy.
+    x = splits.x_test[:8]
+    np.testing.assert_allclose(evaluate.predict(second.model, x),
+                               numpy_cosines(_features(model, x), after[-1]), atol=1e-5)
+    assert "cosine head" in second.note
+    assert "val/stage2/balanced_accuracy" in run.data.metrics
+
+
+def test_the_stage_trains_a_cosine_head_on_cross_entropy_of_scaled_cosines():
+    rng = np.random.default_rng(1)
+    cosines = rng.uniform(-1, 1, size=(5, 4)).astype("float32")
+    y = np.array([0, 3, 1, 1, 2])
+    want = 0.0
+    for i in range(5):  # softmax cross entropy of 30 · cos, by hand
+        z = 30.0 * cosines[i].astype(np.float64)
+        want += (np.log(np.sum(np.exp(z - z.max()))) + z.max() - z[y[i]]) / 5
+    got = keras.ops.mean(stage2._cross_entropy(30.0)(y, cosines))
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(got)), want, rtol=1e-5)
+
+
+def test_lws_of_a_cosine_head_scales_each_class_cosine_in_built_in_layers(
+        digits_cosine, mlflow_store, tmp_path):
+    config, model, loss, splits = digits_cosine
+    proxies = model.layers[-1].get_weights()[0]
+    second, run = run_stage(config, model, loss, splits, tmp_path, stage2="lws")
+    names = {type(layer).__name__ for layer in second.model.layers}
+    assert "ProxyHead" not in names and "ClassScale" not in names  # loads without our code
+    x = splits.x_test[:8]
+    cosines = numpy_cosines(_features(model, x), proxies)
+    got = evaluate.predict(second.model, x)
+    scales = got / cosines  # one f_c per class, the same for every image
+    np.testing.assert_allclose(scales, np.tile(scales[0], (len(x), 1)), rtol=1e-3)
+    assert not np.allclose(scales[0], 1.0)  # the scales moved from their initial 1
+    for got_w, want in zip(second.model.get_weights()[:-1], model.get_weights()[:-1],
+                           strict=True):
+        np.testing.assert_array_equal(got_w, want)
+
+
+@pytest.mark.parametrize("name", ["tau_norm", "weight_balancing"])
+def test_a_cosine_head_refuses_the_stages_that_leave_it_unchanged(name):
+    from training.config import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"stage2={name} leaves a cosine head unchanged.*"
+                                          r"choose stage2=crt or lws, or head=dense"):
+        Config(loss="ldam_drw", stage2=name)
+    Config(loss="ldam_drw", stage2=name, head="dense")  # a dense head takes it
