@@ -148,8 +148,9 @@ _metric("balanced_accuracy", "balanced acc.", HIGHER, CLS, objective=True)
 # Post-hoc logit adjustment (Menon et al. 2021) and τ-norm (Kang et al. 2020): training.metrics.
 _metric("balanced_accuracy_posthoc", "balanced acc. post-hoc", HIGHER, CLS, objective=True,
         optional=True, fix="post-hoc logit adjustment")
-_metric("balanced_accuracy_tau_norm", "balanced acc. τ-norm", HIGHER, CLS, optional=True,
-        fix="τ-norm")
+# τ-norm is logged on val every epoch (τ chosen on val itself), so it can be tuned on.
+_metric("balanced_accuracy_tau_norm", "balanced acc. τ-norm", HIGHER, CLS, objective=True,
+        optional=True, fix="τ-norm")
 _metric("stage2/balanced_accuracy", "balanced acc. stage 2", HIGHER, CLS, optional=True)
 _metric("macro_f1", "macro-F1", HIGHER, CLS, objective=True)
 _metric("ece", "ECE", LOWER, CLS, objective=True)

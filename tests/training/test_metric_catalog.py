@@ -103,7 +103,8 @@ def test_objectives_match_the_metrics_the_tuner_accepted_before():
     # The tuner's lists before the catalogue (training/study/tune/settings.py, round 2).
     assert set(mc.objectives("classification")) == {
         "balanced_accuracy", "accuracy", "macro_f1", "balanced_accuracy_posthoc",
-        "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy", "ece", "loss"}
+        "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy", "ece", "loss",
+        "balanced_accuracy_tau_norm"}  # added with issue 24's τ-norm metric
     assert set(mc.objectives("retrieval")) == {"map_at_r", "precision_at_1", "recall_at_5",
                                                "r_precision"}
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from training.errors import ConfigError
 from training.study import tune
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -63,6 +64,11 @@ def test_search_space_is_the_registry_entry_plus_named_shared_keys():
     retrieval = tune.parse_settings(["loss=triplet", "trials=3", "objective=val/precision_at_1"])
     assert retrieval.direction == "maximize" and "margin" in retrieval.search_space()
     assert tune.parse_settings(["loss=focal", "trials=3", "objective=val/ece"]).direction == "minimize"
+    tau = tune.parse_settings(["loss=focal", "trials=3", "objective=val/balanced_accuracy_tau_norm"])
+    assert tau.direction == "maximize"
+    with pytest.raises(ConfigError, match="objective=val/balanced_accuracy_tau_norm needs a dense"):
+        tune.parse_settings(["loss=ldam_drw", "trials=3",
+                             "objective=val/balanced_accuracy_tau_norm"])
     # The fingerprint ignores per-run names but not the trials' settings.
     a = tune.parse_settings(["loss=focal", "trials=3", "checkpoint_dir=/x"]).fingerprint()
     assert a == tune.parse_settings(["loss=focal", "trials=9"]).fingerprint()

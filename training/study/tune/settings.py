@@ -184,6 +184,10 @@ def parse_settings(argv: typing.Iterable[str]) -> TuneSettings:
                           f"{', '.join(PRUNERS)}")
     tune_keys = parse_tune_keys(own["tune_keys"], fixed={k for k, _ in rest})
     objective = check_objective(own["objective"] or SELECTION_METRIC[config.task], config.task)
+    if objective == "val/balanced_accuracy_tau_norm" and config.resolved_head() != "dense":
+        raise ConfigError(f"objective={objective} needs a dense head (τ-norm rescales its class "
+                          f"weights); {config.loss} has a cosine head: choose another objective "
+                          "or head=dense")
     settings = TuneSettings(config=config, trials=own["trials"], objective=objective,
                             pruner=own["pruner"], study=own["study"] or None,
                             workers=own["workers"], tune_keys=tune_keys, argv=tuple(argv))
