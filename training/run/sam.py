@@ -44,7 +44,9 @@ def perturbation(gradients, weights, rho: float, *, adaptive: bool = False,
     norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(t, tf.float32))) for t in tg]))
     usable = tf.logical_and(tf.math.is_finite(norm), norm > 0)
     factor = tf.where(usable, rho / tf.where(usable, norm, 1.0), 0.0)
-    return [tf.cast(factor, t.dtype) * (t if s is None else s * t)
+    # tf.where, not factor · t: 0 · inf is NaN, and a NaN ε would poison the second pass.
+    return [tf.where(usable, tf.cast(factor, t.dtype) * (t if s is None else s * t),
+                     tf.zeros_like(t))
             for t, s in zip(tg, scaled, strict=True)]
 
 
