@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from mlflow.entities import Metric, Param
 
+from training.report.__main__ import main as report_main
 from training.study.report import across, figures, render_across
 from training.study.report.across import across_datasets, floor, power_note
 from training.study.report.build import build_report, publish
@@ -171,7 +172,7 @@ def _compare(client, experiment, datasets) -> str:
 
 
 @pytest.mark.slow
-def test_a_report_over_datasets_from_the_store_alone(mlflow_store):
+def test_a_report_over_datasets_from_the_store_alone(mlflow_store, capsys):
     client = mlflow.MlflowClient(mlflow_store)
     experiment = client.create_experiment("compare-datasets")
     three = _compare(client, experiment, ["mnist", "digits", "fashion"])
@@ -204,3 +205,6 @@ def test_a_report_over_datasets_from_the_store_alone(mlflow_store):
     two = _compare(client, experiment, ["digits", "fashion"])
     md = build_report(client, two).markdown
     assert "With 2 datasets no difference can be significant" in md.splitlines()[0]
+    # `make report` on it (python -m training.report): names the summary runs it logged
+    assert report_main([f"parent={two}"]) == 0
+    assert "one summary run per loss and dataset under it" in capsys.readouterr().out

@@ -250,7 +250,9 @@ def test_a_chosen_reference_changes_the_comparison(fake_compare, capsys):
     assert "reference='poly' is not a loss of this compare; its losses: ce, focal" in (
         capsys.readouterr().err)
     assert report_main(["experiment=compare-fake"]) == 0  # back to the default for the others
-    assert fake_compare["report_md"] in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert fake_compare["report_md"] in out
+    assert "one summary run per loss under it" in out
 
 
 def test_an_old_and_interrupted_compare_still_reports(fake_compare, capsys):

@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report.markdown)
     for line in report.warnings:
         print(f"warning: {line}", file=sys.stderr)
+    per = "per loss and dataset" if len(report.by_dataset) > 1 else "per loss"
     print(f"logged report.md, report.csv, {len(report.figures)} figures and the description to "
-          f"parent run {parent}, and one summary run per loss under it ({redact(uri)})")
+          f"parent run {parent}, and one summary run {per} under it ({redact(uri)})")
     return 0
 
 
