@@ -172,7 +172,7 @@ COMPARE_ARGS = resume=$(RESUME) workers=$(WORKERS)
 else
 COMPARE_ARGS = $(if $(DATASETS),datasets=$(call quote,$(DATASETS)),dataset=$(call quote,$(DATASET))) $(call opt,seeds,$(SEEDS)) \
 	$(call opt,losses,$(LOSSES)) $(call opt,epochs,$(EPOCHS)) $(call opt,imbalance,$(IMBALANCE)) \
-	$(call opt,landscape,$(LANDSCAPE)) $(call opt,tune,$(TUNE)) $(call opt,sweep,$(SWEEP)) \
+	$(call opt,landscape,$(LANDSCAPE)) $(call opt,tune,$(TUNE)) $(if $(SWEEP),sweep=$(call quote,$(SWEEP))) \
 	workers=$(WORKERS) $(ARGS)
 endif
 

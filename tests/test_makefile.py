@@ -215,8 +215,11 @@ def test_tune_and_compare_pass_the_tuning_knobs():
     assert "-m training.tune loss=focal dataset='digits' trials=20 epochs=3 gamma=1" in out, out
     out = _commands(make("-n", *stamps, "compare", "TUNE=1", "SWEEP=gamma", "LOSSES=ce,focal"))
     assert (
-        "-m training.compare dataset='digits' losses=ce,focal" in out and " tune=1 sweep=gamma" in out
+        "-m training.compare dataset='digits' losses=ce,focal" in out and " tune=1 sweep='gamma'" in out
     ), out
+    # One shell word: a sweep of tuples separates its values with ";"
+    out = _commands(make("-n", *stamps, "compare", "SWEEP=quantiles=0.1,0.9;0.2,0.8"))
+    assert " sweep='quantiles=0.1,0.9;0.2,0.8' " in out, out
     assert " tune=" not in make("-n", *stamps, "compare")
 
 

@@ -245,6 +245,17 @@ def test_a_sweep_makes_one_variant_per_value_for_the_losses_that_take_it():
     assert "tune" not in settings.to_dict()  # untuned compares keep their params
 
 
+def test_a_sweep_over_a_tuple_argument_separates_its_values_with_semicolons():
+    runs = child_configs(parse_settings(
+        ["losses=pinball", "dataset=diabetes", "sweep=quantiles=0.1,0.5,0.9;0.25,0.5,0.75",
+         "seeds=1"]))
+    assert [c.loss_args["quantiles"] for _, c in runs] == [(0.1, 0.5, 0.9), (0.25, 0.5, 0.75)]
+    assert [v for v, _ in runs] == ["pinball[quantiles=0.1 0.5 0.9]",
+                                    "pinball[quantiles=0.25 0.5 0.75]"]  # no comma: listable
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        parse_settings(["losses=pinball", "dataset=diabetes", "sweep=quantiles=0.5,0.1;0.2"])
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

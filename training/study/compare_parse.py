@@ -125,13 +125,15 @@ def _parse_own(key: str, raw: str, fixed: set[str]) -> typing.Any:
 
 
 def _parse_sweep(raw: str, fixed: set[str]) -> tuple[str, tuple[str, ...]]:
-    """"l2=0,1e-4" → ("l2", ("0", "1e-4")); the values are checked per loss by `variants`."""
+    """"l2=0,1e-4" → ("l2", ("0", "1e-4")); values that hold commas themselves (a tuple such as
+    pinball's quantiles) are separated by ";": "quantiles=0.1,0.9;0.05,0.95". The values are
+    checked per loss by `variants`."""
     key, sep, values = raw.partition("=")
     key = key.strip().replace("-", "_").removeprefix("loss.")
-    raws = tuple(v.strip() for v in values.split(",") if v.strip())
+    raws = tuple(v.strip() for v in values.split(";" if ";" in values else ",") if v.strip())
     if not sep or not key or not raws:
-        raise ConfigError(f"sweep={raw!r} is not valid; valid: key=v1,v2,... (e.g. "
-                          "sweep=l2=0,1e-4,1e-3)")
+        raise ConfigError(f"sweep={raw!r} is not valid; valid: key=v1,v2,... or, for values "
+                          "with commas, key=a,b;c,d (e.g. sweep=l2=0,1e-4,1e-3)")
     if key in SWEEP_REFUSED:
         raise ConfigError(f"sweep={raw!r}: {key} cannot be swept; sweep any other config key "
                           "or loss argument")

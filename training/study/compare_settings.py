@@ -148,6 +148,8 @@ def _sweep_value(loss: str, key: str, raw: str) -> typing.Any:
 def sweep_label(value: typing.Any) -> str:
     if value is None:
         return "none"
+    if isinstance(value, (tuple, list)):  # no commas: the parent's `variants` is comma-joined
+        return " ".join(sweep_label(v) for v in value)
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
