@@ -47,7 +47,8 @@ def task_mismatch(name: str, task: str, kind: str | None = None) -> str | None:
     `kind`: "regression" or "labels"; None = what its name tells), else None."""
     kind = kind or dataset_task(name)
     if kind == "regression" and task != "regression":
-        return (f"dataset={name} is a regression dataset (float targets) but the loss is a "
+        return (f"dataset={name} is a regression dataset (float or negative targets, not class "
+                f"labels 0..C-1) but the loss is a "
                 f"{task} loss; a regression dataset needs a regression loss (mse, mae, huber, "
                 f"...), a {task} loss needs a dataset of class labels (digits, idx:, ...)")
     if kind == "labels" and task == "regression":

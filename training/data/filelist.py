@@ -6,8 +6,9 @@ label at the last whitespace (so paths may hold spaces); blank lines are skipped
 that is not found as given is looked up in ``data_root``.
 
 A label may be a float target instead (``path.jpg 23.5``): a list with any non-integer value
-is a regression dataset (image models with a regression head); one of integers serves both
-tasks (class labels, or values for a regression loss).
+is a regression dataset (image models with a regression head), and so is one with a negative
+integer (no class label is negative); one of integers >= 0 serves both tasks (class labels,
+or values for a regression loss).
 
 Every line is checked before any image is read: the file exists, the path stays inside
 ``data_root`` (no ``..`` escape, no absolute path), the label is an integer in range (classes
@@ -116,8 +117,9 @@ def load_list(spec: str, data_root: str | None, image_size: int | None = None) -
         test_paths, test_labels = parse(test_file, root)
     info = scan(train_paths + test_paths, need_size=image_size is None)
     make = lambda paths: FileImages(as_array(paths), info.channels, info.side)  # noqa: E731
-    if train_labels.dtype.kind == "f" or (test_labels is not None
-                                          and test_labels.dtype.kind == "f"):
+    # Floats, or negative integers (no class label is negative): values for a regression loss.
+    if any(labels.dtype.kind == "f" or labels.min() < 0
+           for labels in (train_labels, test_labels) if labels is not None):
         return Source(make(train_paths), train_labels.astype(np.float64),
                       make(test_paths) if test_labels is not None else None,
                       None if test_labels is None else test_labels.astype(np.float64), (),

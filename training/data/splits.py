@@ -126,6 +126,16 @@ def long_tail_counts(counts_per_class, imbalance: float) -> np.ndarray:
     return np.minimum(counts, target)
 
 
+def _first_non_label(src: Source) -> str:
+    """" (e.g. the target -1.0 of training entry 2)": what made a source regression targets."""
+    for what, y in (("training", src.y_train), ("test", src.y_test)):
+        y = np.asarray(y if y is not None else [], np.float64)
+        bad = np.flatnonzero((y < 0) | (y != np.round(y)))
+        if bad.size:
+            return f" (e.g. the target {y[bad[0]]:g} of {what} entry {bad[0] + 1})"
+    return ""
+
+
 def _stratified_split(y: np.ndarray, fraction: float, seed: int, what: str):
     """Indices (keep, held) with ``fraction`` of every class held out (sorted, int64)."""
     from sklearn.model_selection import train_test_split
@@ -319,7 +329,7 @@ def load_splits(
     kind = {"regression": "regression", "classification": "labels"}.get(src.task)
     mismatch = kind and catalog.task_mismatch(dataset, task, kind)
     if mismatch:  # a list: or your own source, known only now
-        raise DataError(mismatch)
+        raise DataError(mismatch + _first_non_label(src))
     if task == "regression":
         fields = split_regression(src, dataset, seed=seed, val_fraction=val_fraction,
                                   test_fraction=TEST_FRACTION, outliers=outliers,

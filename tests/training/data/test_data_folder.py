@@ -169,7 +169,6 @@ def test_list_official_format_with_spaces_and_a_list_in_data_root(listed):
 @pytest.mark.parametrize("line,message", [
     ("missing/file.jpg 3", r"train\.txt:2: image 'missing/file\.jpg' not found under data_root"),
     ("{first} three", r"train\.txt:2: label 'three' is not an integer"),
-    ("{first} -1", r"label -1 \(entry 2\) is out of range; valid labels: 0\.\.9"),
     ("../escape.jpg 1", r"train\.txt:2: path '\.\./escape\.jpg' leaves data_root"),
     ("/etc/hostname 1", r"train\.txt:2: path '/etc/hostname' is absolute"),
     ("lonelytoken", r"train\.txt:2: expected 'relative/path\.jpg <label>'"),
@@ -182,6 +181,17 @@ def test_bad_list_lines_name_file_line_and_value(listed, line, message):
     (root / "train.txt").write_text(good + line.format(first=first) + "\n")
     with pytest.raises(DataError, match=message):
         load_source("list:train.txt", data_root=str(root))
+
+
+def test_a_negative_label_makes_the_list_regression_targets_named_to_a_classifier(listed):
+    root, paths, y = listed
+    write_list(root / "train.txt", root, paths[:12], [0, 1, 2, 1, 0, 2, 1, -1, 0, 1, 2, 0])
+    src = load_source("list:train.txt", data_root=str(root))
+    assert src.task == "regression" and src.y_train.dtype == np.float64
+    with pytest.raises(DataError, match=r"regression dataset \(float or negative targets, not "
+                                        r"class labels 0\.\.C-1\).*\(e\.g\. the target -1 of "
+                                        r"training entry 8\)"):
+        load_splits("list:train.txt", "classification", seed=0, data_root=str(root))
 
 
 def test_test_label_outside_training_classes_is_out_of_range(listed):

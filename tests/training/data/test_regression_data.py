@@ -124,6 +124,20 @@ def test_list_with_float_targets_is_image_regression(tmp_path):
         load_splits("list:train.txt", "classification", seed=0, data_root=str(tmp_path))
 
 
+def test_a_list_of_integers_with_a_negative_one_is_regression_targets(tmp_path):
+    images, labels = mnist(30)
+    for i, image in enumerate(images):
+        Image.fromarray(image, mode="L").save(tmp_path / f"{i}.png")
+    # label − 4: integers from −4 to 5, e.g. a signed offset; no class label is negative
+    (tmp_path / "train.txt").write_text("".join(f"{i}.png {int(v) - 4}\n"
+                                                for i, v in enumerate(labels)))
+    s = load_splits("list:train.txt", "regression", seed=0, data_root=str(tmp_path))
+    got = np.sort(np.concatenate([s.y_train, s.y_val, s.y_test]).astype(np.float64))
+    np.testing.assert_array_equal(got, np.sort(labels.astype(np.float64) - 4))
+    with pytest.raises(DataError, match="float or negative targets, not class labels"):
+        load_splits("list:train.txt", "classification", seed=0, data_root=str(tmp_path))
+
+
 def float_digits():
     """Your own source: 30 real MNIST digits, target = label / 2 (floats), no classes."""
     images, labels = mnist(30)

@@ -45,8 +45,8 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
           "target=y"], "2 usable row(s): too small to split into train/val/test"),
         ([*mse, f"dataset={good}"], "needs target=COLUMN"),
         ([*mse, "dataset=digits"], "dataset=digits holds class labels (a classification dataset) but the loss is a regression loss"),
-        (["loss=ce", "dataset=diabetes"], "dataset=diabetes is a regression dataset (float targets) but the loss is a classification loss"),
-        (["loss=triplet", f"dataset={good}", "target=y"], "regression dataset (float targets) but the loss is a retrieval loss"),
+        (["loss=ce", "dataset=diabetes"], "dataset=diabetes is a regression dataset (float or negative targets, not class labels 0..C-1) but the loss is a classification loss"),
+        (["loss=triplet", f"dataset={good}", "target=y"], "regression dataset (float or negative targets, not class labels 0..C-1) but the loss is a retrieval loss"),
         ([*mse, "dataset=diabetes", "target=y"], "target=y names a column of a csv: dataset"),
         ([*mse, "dataset=diabetes", "outliers=1.5"], "outliers=1.5 is out of range"),
         ([*mse, "dataset=diabetes", "hidden=64,x"], "hidden='64,x' is not valid"),
@@ -89,4 +89,4 @@ def test_list_of_float_targets_refuses_a_classification_loss(mlflow_store, tmp_p
     (tmp_path / "l.txt").write_text("".join(f"{i}.png {v + 0.5}\n" for i, v in enumerate(labels)))
     code = run_cli(train, ["loss=ce", "dataset=list:l.txt", f"data_root={tmp_path}", "epochs=1"])
     assert code == 2
-    assert "dataset=list:l.txt is a regression dataset (float targets)" in capsys.readouterr().err
+    assert "dataset=list:l.txt is a regression dataset (float or negative targets, not class labels 0..C-1)" in capsys.readouterr().err
