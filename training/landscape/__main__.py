@@ -12,9 +12,10 @@ the project's ``mlflow.db``. Exit codes: 0 done, 2 bad arguments, 1 any other fa
 from __future__ import annotations
 
 import sys
+import time
 
 from training.cli import EXIT_BAD_INPUT, wants_help
-from training.errors import ConfigError
+from training.errors import ConfigError, TrackingError
 from training.help import keys_help
 from training.keyvalue import Key, parse_keys
 
@@ -48,9 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}\n{USAGE}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    import time  # noqa: PLC0415
-
-    from training.errors import TrackingError  # noqa: PLC0415
     from training.landscape.from_run import landscape_of_run  # noqa: PLC0415
     from training.store import open_store, scrub  # noqa: PLC0415 (MLflow)
 

@@ -54,7 +54,9 @@ import sys
 
 from training.cli import run_cli, signals_default
 from training.config import Config
+from training.errors import RunKilled
 from training.help import compare_help
+from training.processes import run_workers
 from training.study import grid, grid_settings
 from training.study.compare_parse import OWN_KEYS_HELP, parse_settings, resolve_resume
 from training.study.compare_settings import (
@@ -183,9 +185,6 @@ def _launch(settings: CompareSettings, parent_id: str) -> None:
     """`workers` local processes of `python -m training.compare resume=<parent>` (each with
     its GPU or its share of the cores); waits for all. Ctrl-C / SIGTERM is forwarded to each
     (its cell's run ends KILLED); a worker that fails does not stop the others."""
-    from training.errors import RunKilled  # noqa: PLC0415
-    from training.processes import run_workers  # noqa: PLC0415
-
     envs = grid_settings.worker_envs(settings.workers)
     command = [sys.executable, "-m", "training.compare", f"resume={parent_id}"]
     codes = run_workers(command, envs, lambda procs: [proc.wait() for proc in procs])
