@@ -35,6 +35,9 @@ class Source:
             a classification loss, values for a regression loss).
         table: a table's raw rows (``training.data.tabular.Table``, regression); then
             x_train is None and y_train the table's targets.
+        label_problem: for task "either": why the integers are not class labels (a test label
+            outside the training classes), raised only when a classification or retrieval
+            loss asks for them; a regression loss reads them as values.
     """
 
     x_train: Images
@@ -47,6 +50,7 @@ class Source:
     long_tail: float | None = None
     task: str = "classification"
     table: Table | None = None
+    label_problem: str | None = None
 
 
 def check_labels(y, num_classes: int, where: str) -> np.ndarray:

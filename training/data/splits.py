@@ -330,6 +330,8 @@ def load_splits(
     mismatch = kind and catalog.task_mismatch(dataset, task, kind)
     if mismatch:  # a list: or your own source, known only now
         raise DataError(mismatch + _first_non_label(src))
+    if task != "regression" and src.label_problem:
+        raise DataError(src.label_problem)
     if task == "regression":
         fields = split_regression(src, dataset, seed=seed, val_fraction=val_fraction,
                                   test_fraction=TEST_FRACTION, outliers=outliers,

@@ -198,9 +198,13 @@ def test_test_label_outside_training_classes_is_out_of_range(listed):
     root, paths, y = listed
     write_list(root / "train.txt", root, paths[:5], [0, 1, 2, 1, 0])
     write_list(root / "test.txt", root, paths[5:7], [1, 5])
-    with pytest.raises(DataError, match=r"test\.txt: label 5 \(entry 2\) is out of range; "
-                                        r"valid labels: 0\.\.2"):
-        load_source("list:train.txt,test.txt", data_root=str(root))
+    for task in ("classification", "retrieval"):
+        with pytest.raises(DataError, match=r"test\.txt: label 5 \(entry 2\) is out of range; "
+                                            r"valid labels: 0\.\.2"):
+            load_splits("list:train.txt,test.txt", task, seed=0, data_root=str(root))
+    # a regression loss reads the integers as values: 5 is a fine test target
+    s = load_splits("list:train.txt,test.txt", "regression", seed=0, data_root=str(root))
+    assert sorted(s.y_test.tolist()) == [1.0, 5.0]
 
 
 def test_list_needs_data_root_and_existing_files(tmp_path):
