@@ -140,7 +140,7 @@ def _bad_cases(tmp_path):
         ([f"dataset=folder:{tmp_path / 'nowhere'}"], "nowhere"),
         (["dataset=list:missing.txt", root], "nope/none.png"),
         (["dataset=list:label.txt", root], "'x'"),
-        (["dataset=list:range.txt", root], "label -3"),
+        (["dataset=list:range.txt", root], "the target -3 of training entry 2"),
         (["dataset=list:escape.txt", root], "../../etc/passwd"),
         (["dataset=list:absolute.txt", root], "/etc/passwd"),
         (["dataset=list:missing.txt"], "data_root"),
