@@ -227,3 +227,24 @@ def test_a_cosine_head_refuses_the_stages_that_leave_it_unchanged(name):
                                           r"choose stage2=crt or lws, or head=dense"):
         Config(loss="ldam_drw", stage2=name)
     Config(loss="ldam_drw", stage2=name, head="dense")  # a dense head takes it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["crt", "lws"])
+def test_a_cosine_head_run_logs_its_stage2_model_in_built_in_layers(tiny, mlflow_store, name):
+    """`make train LOSS=ldam_drw ARGS="stage2=crt|lws"` through the trainer: test/stage2/
+    metrics beside test/, and the logged model is the stage-2 model, loadable without our
+    code, whose test predictions give the logged stage-2 accuracy."""
+    result = train(tiny(loss="ldam_drw", imbalance=10.0, stage2=name, stage2_epochs=2))
+    client = mlflow.MlflowClient()
+    run = client.get_run(result["run_id"])
+    assert {"test/balanced_accuracy", "test/stage2/balanced_accuracy"} <= set(run.data.metrics)
+    (logged,) = client.search_logged_models([run.info.experiment_id],
+                                            filter_string=f"source_run_id = '{run.info.run_id}'")
+    model = mlflow.keras.load_model(f"models:/{logged.model_id}")
+    assert {type(layer).__module__.split(".")[0] for layer in model.layers} == {"keras"}
+    splits = load_splits("digits", "classification", seed=0, imbalance=10.0)
+    predicted = np.argmax(evaluate.predict(model, np.asarray(splits.x_test)), axis=1)
+    assert np.mean(predicted == np.asarray(splits.y_test)) == pytest.approx(
+        run.data.metrics["test/stage2/accuracy"], abs=1e-6)
+    assert "stage-2 model" in run.data.tags["mlflow.note.content"]
