@@ -13,8 +13,8 @@ al., CVPR 2022).
 
 A cosine head (LDAM-DRW's: cos(x, w_c), the loss scales it by s) takes `crt` (a new cosine
 classifier, seeded like the model's, trained with cross entropy on s·cos) and `lws` (logits
-f_c·cos, folded into MaxNorm-free built-in layers: UnitNormalization + Dense(no bias) whose
-kernel is f_c·w_c/‖w_c‖, as the logged model has it). τ-norm and MaxNorm would leave its
+f_c·cos, folded into built-in layers: UnitNormalization + Dense(no bias) whose kernel is
+f_c·w_c/‖w_c‖, as the logged model has it). τ-norm and MaxNorm would leave its
 unit-normalised class weights unchanged, so the config refuses them.
 
 The trunk is frozen, so the stage trains on its features, computed once (inference mode: no
@@ -247,16 +247,19 @@ def _weight_balancing(config, kernel, bias, data, loss_fn, step):
     of the δ with the best val balanced accuracy (the first on ties), and δ. Only the chosen
     δ's curves are logged (each candidate is replayed: training is deterministic)."""
     counts = data[4]
+    scale = float(getattr(loss_fn, "scale", 1.0))
     class_weights = (len(counts) / counts / np.sum(1.0 / counts)).astype(np.float32)
     largest = float(np.linalg.norm(kernel, axis=0).max())
     best = (-1.0, None)
     for fraction in MAXNORM_FRACTIONS:
         score = _fit_head(config, _maxnorm_head(config, kernel, bias, fraction * largest),
-                          data, loss_fn, step, class_weights=class_weights, q=1.0, log=False)
+                          data, loss_fn, step, class_weights=class_weights, q=1.0, log=False,
+                          scale=scale)
         if score > best[0]:
             best = (score, fraction * largest)
     head = _maxnorm_head(config, kernel, bias, best[1])
-    _fit_head(config, head, data, loss_fn, step, class_weights=class_weights, q=1.0, log=True)
+    _fit_head(config, head, data, loss_fn, step, class_weights=class_weights, q=1.0, log=True,
+              scale=scale)
     return folded_weights(head), best[1]
 
 
