@@ -9,6 +9,7 @@ import pytest
 from training.cli import run_cli
 from training.config import Config, parse_overrides
 from training.errors import ConfigError
+from training.run.tracking import run_params
 
 
 def test_quantiles_parse_as_a_tuple_and_round_trip_through_config_json():
@@ -18,6 +19,8 @@ def test_quantiles_parse_as_a_tuple_and_round_trip_through_config_json():
     logged = json.loads(config.to_json())  # config.json stores the tuple as a list
     assert logged["loss_args"]["quantiles"] == [0.05, 0.5, 0.95]
     assert Config.from_dict(logged).loss_args["quantiles"] == (0.05, 0.5, 0.95)
+    # the run's param reads as it was typed
+    assert run_params(config)["loss.quantiles"] == "0.05,0.5,0.95"
 
 
 @pytest.mark.parametrize(("argv", "needle"), [

@@ -195,10 +195,12 @@ def _git(*args: str) -> str | None:
 
 def run_params(config: Config) -> dict[str, typing.Any]:
     """A run's params: every config field but `loss_args`, and the chosen loss's arguments
-    (given ones over the entry's defaults) as `loss.<arg>`; None as "none"."""
+    (given ones over the entry's defaults) as `loss.<arg>`; None as "none", a tuple as the
+    command line writes it ("0.1,0.5,0.9", not "(0.1, 0.5, 0.9)")."""
     values = {k: v for k, v in config.to_dict().items() if k != "loss_args"}
     values.update({f"loss.{k}": v for k, v in config.resolved_loss_args().items()})
-    return {k: "none" if v is None else v for k, v in values.items()}
+    return {k: "none" if v is None else ",".join(map(str, v)) if isinstance(v, (tuple, list))
+            else v for k, v in values.items()}
 
 
 def run_tags(config: Config) -> dict[str, str]:
