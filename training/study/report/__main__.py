@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from training.cli import EXIT_BAD_INPUT, wants_help
-from training.errors import ConfigError
+from training.errors import ConfigError, TrackingError
 from training.help import keys_help
 from training.keyvalue import Key, parse_keys
 
@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}\n{USAGE}", file=sys.stderr)
         return EXIT_BAD_INPUT
     # MLflow is imported here, after the arguments are checked (heavy).
-    from training.errors import TrackingError  # noqa: PLC0415
     from training.store import open_store, redact, scrub, tracking_uri  # noqa: PLC0415
     from training.study.report import ReportError, build_report, find_parent, publish  # noqa: PLC0415
 
